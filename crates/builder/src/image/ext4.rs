@@ -1,0 +1,214 @@
+//! ext4 partitions built and edited with e2fsprogs, without mounting.
+//!
+//! `mke2fs -d DIR` builds the filesystem from a staging tree; `debugfs -w` edits it. Both get
+//! `E2FSPROGS_FAKE_TIME` so times are reproducible, and every inode is given owner root and the
+//! fixed time afterwards, because `mke2fs -d` copies the host's uid/gid and ctime
+//! (`docs/assembly.md`). debugfs always exits 0: its stderr is the only error signal.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{io_err, ImageError};
+use crate::process::run;
+
+/// How to make an ext4 filesystem.
+#[derive(Debug, Clone)]
+pub struct Ext4Spec {
+    /// Filesystem size in bytes (a multiple of 4 KiB).
+    pub size: u64,
+    /// Volume label (Ubuntu's root is `writable`).
+    pub label: String,
+    /// Filesystem UUID.
+    pub uuid: String,
+    /// Directory hash seed (a UUID), fixed for reproducible directories.
+    pub hash_seed: String,
+    /// Seconds since the epoch for every timestamp.
+    pub epoch: u64,
+}
+
+/// Makes a standalone ext4 file at `path` holding the tree under `root` (owner root:root for
+/// every inode, modes as in the tree, all times = `spec.epoch`).
+pub fn make_from_dir(path: &Path, spec: &Ext4Spec, root: &Path) -> Result<(), ImageError> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    let mut cmd = Command::new("mke2fs");
+    cmd.env("E2FSPROGS_FAKE_TIME", spec.epoch.to_string())
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256"])
+        .args(["-L", &spec.label, "-U", &spec.uuid])
+        .arg("-E")
+        .arg(format!("hash_seed={},root_owner=0:0", spec.hash_seed))
+        .arg("-d")
+        .arg(root)
+        .arg(path)
+        .arg(format!("{}k", spec.size / 1024));
+    run(&mut cmd)?;
+    let mut script = String::new();
+    for rel in tree_paths(root)? {
+        let p = format!("/{rel}");
+        for (field, value) in [
+            ("uid", 0),
+            ("gid", 0),
+            ("atime", spec.epoch),
+            ("mtime", spec.epoch),
+            ("ctime", spec.epoch),
+            ("crtime", spec.epoch),
+        ] {
+            // Quote paths for debugfs (it splits on spaces otherwise).
+            let _ = writeln!(script, "sif \"{p}\" {field} {value}");
+        }
+    }
+    for field in ["atime", "mtime", "ctime", "crtime"] {
+        let _ = writeln!(script, "sif / {field} {}", spec.epoch);
+    }
+    debugfs(path, &script, spec.epoch)
+}
+
+/// All paths under `root`, relative, sorted, directories before their contents.
+fn tree_paths(root: &Path) -> Result<Vec<String>, ImageError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let child = rel.join(entry.file_name());
+            let is_dir = entry.file_type().map_err(io_err(entry.path()))?.is_dir();
+            out.push(child.to_string_lossy().into_owned());
+            if is_dir {
+                stack.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Runs a debugfs script with write access. Fails if debugfs printed anything on stderr besides
+/// its version banner (it exits 0 even when commands fail).
+pub fn debugfs(path: &Path, script: &str, epoch: u64) -> Result<(), ImageError> {
+    let dir = std::env::temp_dir();
+    let script_path = dir.join(format!(
+        "k8r-debugfs-{}-{}.txt",
+        std::process::id(),
+        script.len()
+    ));
+    std::fs::write(&script_path, script).map_err(io_err(&script_path))?;
+    let mut cmd = Command::new("debugfs");
+    cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string())
+        .arg("-w")
+        .arg("-f")
+        .arg(&script_path)
+        .arg(path);
+    let result = run(&mut cmd);
+    let _ = std::fs::remove_file(&script_path);
+    let output = result?;
+    let errors = debugfs_errors(&String::from_utf8_lossy(&output.stderr));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ImageError::Debugfs {
+            path: path.to_path_buf(),
+            message: errors.join(" | "),
+        })
+    }
+}
+
+/// The stderr lines of a debugfs run that are errors (all but the version banner).
+fn debugfs_errors(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads one file out of an ext4 image (`debugfs -R "cat PATH"`).
+pub fn read_file(image: &Path, path: &str) -> Result<Vec<u8>, ImageError> {
+    let out = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat \"{path}\""))
+        .arg(image))?;
+    let errors = debugfs_errors(&String::from_utf8_lossy(&out.stderr));
+    if errors.is_empty() {
+        Ok(out.stdout)
+    } else {
+        Err(ImageError::Debugfs {
+            path: image.to_path_buf(),
+            message: errors.join(" | "),
+        })
+    }
+}
+
+/// `e2fsck -fn`: checks the filesystem without changing it.
+pub fn check(image: &Path) -> Result<(), ImageError> {
+    run(Command::new("e2fsck").arg("-fn").arg(image))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::image::MIB;
+
+    fn spec(epoch: u64) -> Ext4Spec {
+        Ext4Spec {
+            size: 8 * MIB,
+            label: "writable".into(),
+            uuid: "5a1ee7e5-0000-4000-8000-000000000001".into(),
+            hash_seed: "5a1ee7e5-0000-4000-8000-000000000002".into(),
+            epoch,
+        }
+    }
+
+    fn tree(dir: &Path) -> PathBuf {
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("sbin")).expect("mkdir");
+        std::fs::write(root.join("sbin/init"), "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(
+            root.join("sbin/init"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        std::fs::write(root.join("with space.txt"), "s").expect("write");
+        std::os::unix::fs::symlink("sbin/init", root.join("init")).expect("symlink");
+        root
+    }
+
+    #[test]
+    fn reproducible_clean_and_owned_by_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = tree(dir.path());
+        let a = dir.path().join("a.ext4");
+        let b = dir.path().join("b.ext4");
+        make_from_dir(&a, &spec(1_700_000_000), &root).expect("mke2fs a");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        make_from_dir(&b, &spec(1_700_000_000), &root).expect("mke2fs b");
+        assert!(std::fs::read(&a).expect("a") == std::fs::read(&b).expect("b"));
+        check(&a).expect("e2fsck clean");
+        assert_eq!(read_file(&a, "/sbin/init").expect("cat"), b"#!/bin/sh\n");
+        let stat = run(Command::new("debugfs")
+            .arg("-R")
+            .arg("stat /sbin/init")
+            .arg(&a))
+        .expect("stat");
+        let text = String::from_utf8_lossy(&stat.stdout);
+        assert!(text.contains("User:     0   Group:     0"), "{text}");
+        assert!(text.contains("Mode:  0755"), "{text}");
+    }
+
+    #[test]
+    fn debugfs_errors_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = tree(dir.path());
+        let a = dir.path().join("a.ext4");
+        make_from_dir(&a, &spec(0), &root).expect("mke2fs");
+        let err = debugfs(&a, "sif /no/such/file uid 0\n", 0).expect_err("must fail");
+        assert!(err.to_string().contains("/no/such/file"), "{err}");
+        let err = read_file(&a, "/missing").expect_err("must fail");
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

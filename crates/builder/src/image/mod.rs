@@ -1,0 +1,60 @@
+//! Rootless disk-image primitives: MBR cards ([`card`]), FAT partitions through mtools
+//! ([`fat`]) and ext4 partitions through e2fsprogs ([`ext4`]). Facts behind the choices are in
+//! `docs/assembly.md`.
+
+pub mod card;
+pub mod ext4;
+pub mod fat;
+
+use std::path::PathBuf;
+
+use crate::process::ProcessError;
+
+/// What can go wrong while building or editing an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// An external tool failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The partition table is unusable.
+    #[error("{path}: {source}")]
+    Mbr {
+        /// The card image.
+        path: PathBuf,
+        /// What is wrong with its table.
+        source: boot_config::mbr::MbrError,
+    },
+    /// debugfs reported an error (it always exits 0, so its stderr is checked).
+    #[error("debugfs on {path} reported: {message}")]
+    Debugfs {
+        /// The ext4 image.
+        path: PathBuf,
+        /// Its error lines.
+        message: String,
+    },
+    /// The requested layout cannot be built.
+    #[error("{0}")]
+    Layout(String),
+}
+
+/// Maps an I/O error to [`ImageError::Io`] naming `path`.
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ImageError {
+    let path = path.into();
+    move |source| ImageError::Io { path, source }
+}
+
+/// One mebibyte: partition alignment and size granularity.
+pub const MIB: u64 = 1024 * 1024;
+
+/// Rounds `n` up to a multiple of `to` (`to` > 0).
+pub fn round_up(n: u64, to: u64) -> u64 {
+    n.div_ceil(to) * to
+}

@@ -1,0 +1,9 @@
+//! k8r-builder: turns a vendor Raspberry Pi OS image into the k8r golden SD card image and its
+//! upgrade artefacts, as an ordinary user (no root, no mounts, no containers).
+//!
+//! This library holds the rootless image-assembly primitives (MBR cards, FAT via mtools, ext4
+//! via e2fsprogs) and the child-process helper they share. The `assemble` pipeline is built on
+//! top of them.
+
+pub mod image;
+pub mod process;

@@ -1,0 +1,542 @@
+//! Booting a card in QEMU the way a Pi would: the firmware model picks kernel, initramfs and
+//! command line from the card's own files; a guest reboot ends QEMU (`-no-reboot`) and the
+//! harness reads the card again and boots the next run, honouring the reboot request the guest
+//! printed (see [`crate::protocol`]).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use boot_config::firmware::{select_boot, BootChoice, BootRequest, Eeprom};
+use boot_config::Board;
+
+use crate::assets::{target_dir, MissingAsset};
+use crate::card::{Card, CardError};
+use crate::console::{Console, WaitResult};
+use crate::protocol::{classify_run, RunEnd};
+
+/// Which emulated machine runs the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `-M virt -cpu cortex-a72`, the card as a virtio disk (`/dev/vda`). Fast. The firmware
+    /// model runs as for a Pi 4; QEMU makes its own device tree.
+    Virt,
+    /// `-M raspi3b`: the card on the emulated SD controller (`/dev/mmcblk0`), the DTB chosen
+    /// from the card, the bcm2835 watchdog. QEMU wants a power-of-two card size here.
+    Raspi3b,
+}
+
+impl Profile {
+    /// The board the firmware model runs as.
+    pub fn board(self) -> Board {
+        match self {
+            Profile::Virt => Board::Pi4,
+            Profile::Raspi3b => Board::Pi3,
+        }
+    }
+
+    /// The console device the firmware's `serial0` alias stands for on this machine. On a real
+    /// Pi the firmware rewrites `console=serial0` in the command line to the primary UART
+    /// (pi-boot.md §6, DOC-UART); QEMU's first serial port is the PL011 on `virt`, and on
+    /// raspi3b the harness wires stdio to the mini UART (the primary UART of a Pi 3, `ttyS1`
+    /// with Debian's device tree, whose PL011 is held by the Bluetooth node).
+    pub fn serial0(self) -> &'static str {
+        match self {
+            Profile::Virt => "ttyAMA0",
+            Profile::Raspi3b => "ttyS1",
+        }
+    }
+}
+
+/// What to boot and how.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// Names the run directory and transcript (`target/qemu/<name>/`).
+    pub name: String,
+    /// The SD card image (written by the guest).
+    pub card: PathBuf,
+    /// Emulated machine.
+    pub profile: Profile,
+    /// Guest RAM.
+    pub memory_mib: u32,
+    /// More disks for the guest (virtio on `virt`; not available on raspi3b).
+    pub extra_disks: Vec<PathBuf>,
+    /// The EEPROM settings the firmware model uses.
+    pub eeprom: Eeprom,
+    /// Copy the console to stdout as it arrives (for the demo).
+    pub echo: bool,
+    /// The first boot's request (a fresh power-on: partition 0, no tryboot).
+    pub first_request: BootRequest,
+}
+
+impl MachineConfig {
+    /// Defaults for `card` on `profile`.
+    pub fn new(name: impl Into<String>, card: impl Into<PathBuf>, profile: Profile) -> Self {
+        Self {
+            name: name.into(),
+            card: card.into(),
+            profile,
+            memory_mib: 1024,
+            extra_disks: Vec::new(),
+            eeprom: Eeprom::default(),
+            echo: false,
+            first_request: BootRequest::default(),
+        }
+    }
+}
+
+/// One boot the harness made.
+#[derive(Debug, Clone)]
+pub struct BootRecord {
+    /// What the previous run asked for.
+    pub request: BootRequest,
+    /// What the firmware model chose.
+    pub choice: BootChoice,
+}
+
+/// Harness failures; each names the transcript.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// Setup has not fetched the kernel assets.
+    #[error(transparent)]
+    Asset(#[from] MissingAsset),
+    /// The card could not be read.
+    #[error(transparent)]
+    Card(#[from] CardError),
+    /// The firmware model found nothing to boot.
+    #[error(
+        "the firmware would not boot {card}: {reason} (trace: {trace}); transcript {transcript}"
+    )]
+    NoBoot {
+        /// The card.
+        card: PathBuf,
+        /// Why.
+        reason: String,
+        /// The model's steps.
+        trace: String,
+        /// Transcript file.
+        transcript: PathBuf,
+    },
+    /// Local file trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// QEMU could not be started.
+    #[error("cannot start {program}: {source} (run `cargo xtask setup`)")]
+    Spawn {
+        /// The QEMU binary.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A pattern did not show up in time.
+    #[error("timed out after {waited:?} waiting for {pattern:?} on the console; last lines: {tail}; transcript {transcript}")]
+    Timeout {
+        /// The pattern.
+        pattern: String,
+        /// How long.
+        waited: Duration,
+        /// The end of the transcript.
+        tail: String,
+        /// Transcript file.
+        transcript: PathBuf,
+    },
+    /// The machine stopped while a pattern was awaited.
+    #[error("the guest {how} while waiting for {pattern:?}; last lines: {tail}; transcript {transcript}")]
+    Stopped {
+        /// The pattern.
+        pattern: String,
+        /// "powered off" or "stopped without a reboot or power-off message".
+        how: &'static str,
+        /// The end of the transcript.
+        tail: String,
+        /// Transcript file.
+        transcript: PathBuf,
+    },
+    /// The console is gone (QEMU not running).
+    #[error("cannot write to the guest console: {0}")]
+    Console(std::io::Error),
+}
+
+/// A running (or stopped) emulated Pi with its card and console.
+#[derive(Debug)]
+pub struct Machine {
+    cfg: MachineConfig,
+    console: Console,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    run_start: usize,
+    cursor: usize,
+    next_request: BootRequest,
+    boots: Vec<BootRecord>,
+    dir: PathBuf,
+    powered_off: bool,
+}
+
+/// Never matches (used to wait for the end of a run).
+const NEVER: &str = "\u{0}k8r-qemu-never\u{0}";
+
+impl Machine {
+    /// Powers the machine on: reads the card, runs the firmware model, starts QEMU.
+    pub fn start(cfg: MachineConfig) -> Result<Machine, HarnessError> {
+        let dir = target_dir().join("qemu").join(&cfg.name);
+        std::fs::create_dir_all(&dir).map_err(|source| HarnessError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut machine = Machine {
+            console: Console::new(cfg.echo),
+            next_request: cfg.first_request,
+            cfg,
+            child: None,
+            stdin: None,
+            run_start: 0,
+            cursor: 0,
+            boots: Vec::new(),
+            dir,
+            powered_off: false,
+        };
+        machine.boot()?;
+        Ok(machine)
+    }
+
+    /// The boots made so far, oldest first.
+    pub fn boots(&self) -> &[BootRecord] {
+        &self.boots
+    }
+
+    /// The whole console transcript so far (guest output and harness notes).
+    pub fn transcript(&self) -> String {
+        self.console.text_from(0)
+    }
+
+    /// Where the transcript is written.
+    pub fn transcript_path(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    fn save_transcript(&self) -> PathBuf {
+        let path = self.transcript_path();
+        let _ = std::fs::write(&path, self.console.text_from(0));
+        path
+    }
+
+    fn tail(&self) -> String {
+        let text = self
+            .console
+            .text_from(self.console.len().saturating_sub(2000));
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(8)..].join(" | ")
+    }
+
+    fn boot(&mut self) -> Result<(), HarnessError> {
+        let request = std::mem::take(&mut self.next_request);
+        let card = Card::open(&self.cfg.card)?;
+        let choice = select_boot(
+            &card.view(),
+            request,
+            self.cfg.profile.board(),
+            &self.cfg.eeprom,
+        )
+        .map_err(|e| HarnessError::NoBoot {
+            card: self.cfg.card.clone(),
+            reason: e.to_string(),
+            trace: String::new(),
+            transcript: self.save_transcript(),
+        })?;
+        let n = self.boots.len() + 1;
+        self.console.note(&format!(
+            "boot {n}: request partition={} tryboot={}; firmware chose partition {} {} kernel {} initramfs [{}] dtb {}",
+            request.partition,
+            u8::from(request.tryboot),
+            choice.partition,
+            choice.config_file,
+            choice.kernel,
+            choice.initramfs.join(","),
+            choice.dtb.as_deref().unwrap_or("-"),
+        ));
+        let kernel = self.extract(
+            &card,
+            choice.partition,
+            std::slice::from_ref(&choice.kernel),
+            "kernel",
+        )?;
+        let initrd = if choice.initramfs.is_empty() {
+            None
+        } else {
+            Some(self.extract(&card, choice.partition, &choice.initramfs, "initrd")?)
+        };
+        let cmdline = choice.cmdline.replace(
+            "console=serial0",
+            &format!("console={}", self.cfg.profile.serial0()),
+        );
+        let mut cmd = Command::new("qemu-system-aarch64");
+        match self.cfg.profile {
+            Profile::Virt => {
+                cmd.args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2"])
+                    .args(["-nodefaults", "-nic", "none", "-serial", "stdio"]);
+                let mut drives = vec![self.cfg.card.clone()];
+                drives.extend(self.cfg.extra_disks.iter().cloned());
+                for (i, disk) in drives.iter().enumerate() {
+                    cmd.arg("-drive")
+                        .arg(drive_arg(disk, &format!("if=none,id=disk{i}")))
+                        .args(["-device", &format!("virtio-blk-pci,drive=disk{i}")]);
+                }
+            }
+            Profile::Raspi3b => {
+                let dtb_name = choice.dtb.clone().ok_or_else(|| HarnessError::NoBoot {
+                    card: self.cfg.card.clone(),
+                    reason: "no device tree on the boot partition".into(),
+                    trace: choice.trace.join("; "),
+                    transcript: self.save_transcript(),
+                })?;
+                let dtb = self.extract(&card, choice.partition, &[dtb_name], "dtb")?;
+                cmd.args(["-M", "raspi3b", "-serial", "null", "-serial", "stdio"])
+                    .arg("-dtb")
+                    .arg(dtb)
+                    .arg("-drive")
+                    .arg(drive_arg(&self.cfg.card, "if=sd"));
+            }
+        }
+        cmd.args(["-m", &self.cfg.memory_mib.to_string()])
+            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .arg("-kernel")
+            .arg(&kernel)
+            .arg("-append")
+            .arg(&cmdline);
+        if let Some(initrd) = &initrd {
+            cmd.arg("-initrd").arg(initrd);
+        }
+        let stderr_path = self.dir.join(format!("qemu-stderr-{n}.log"));
+        let stderr = File::create(&stderr_path).map_err(|source| HarnessError::Io {
+            path: stderr_path.clone(),
+            source,
+        })?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        log::debug!("starting {cmd:?}");
+        let mut child = cmd.spawn().map_err(|source| HarnessError::Spawn {
+            program: "qemu-system-aarch64".into(),
+            source,
+        })?;
+        self.stdin = child.stdin.take();
+        if let Some(out) = child.stdout.take() {
+            self.console.attach(out);
+        }
+        self.run_start = self.console.len();
+        self.child = Some(child);
+        self.powered_off = false;
+        self.boots.push(BootRecord { request, choice });
+        Ok(())
+    }
+
+    /// Copies files from the card's partition into the run directory, concatenated in order
+    /// (the firmware concatenates several initramfs files in memory; DOC-BOOT).
+    fn extract(
+        &self,
+        card: &Card,
+        partition: u8,
+        files: &[String],
+        what: &str,
+    ) -> Result<PathBuf, HarnessError> {
+        let n = self.boots.len() + 1;
+        let out = self.dir.join(format!("{what}-{n}"));
+        let mut data = Vec::new();
+        for file in files {
+            let bytes = card
+                .read(partition, file)
+                .ok_or_else(|| HarnessError::NoBoot {
+                    card: self.cfg.card.clone(),
+                    reason: format!("partition {partition} has no readable {file}"),
+                    trace: String::new(),
+                    transcript: self.save_transcript(),
+                })?;
+            data.extend_from_slice(&bytes);
+        }
+        std::fs::write(&out, data).map_err(|source| HarnessError::Io {
+            path: out.clone(),
+            source,
+        })?;
+        Ok(out)
+    }
+
+    fn run_over(child: &mut Option<Child>, console: &Console, runs: usize) -> bool {
+        let exited = match child {
+            Some(c) => matches!(c.try_wait(), Ok(Some(_)) | Err(_)),
+            None => true,
+        };
+        exited && console.closed_runs() >= runs as u64
+    }
+
+    /// Handles the end of a run: a reboot boots the card again. Returns `Ok(None)` if the
+    /// machine is running again, `Ok(Some(end))` if it stopped.
+    fn after_run(&mut self) -> Result<Option<RunEnd>, HarnessError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        self.stdin = None;
+        let end = classify_run(&self.console.text_from(self.run_start));
+        match end {
+            RunEnd::Reboot(request) => {
+                self.console.note(&format!(
+                    "guest rebooted (request partition={} tryboot={})",
+                    request.partition,
+                    u8::from(request.tryboot)
+                ));
+                self.next_request = request;
+                self.boot()?;
+                Ok(None)
+            }
+            RunEnd::PowerOff => {
+                self.console.note("guest powered off");
+                self.powered_off = true;
+                Ok(Some(end))
+            }
+            RunEnd::Other => {
+                self.console
+                    .note("QEMU ended without a reboot or power-off message");
+                self.powered_off = true;
+                Ok(Some(end))
+            }
+        }
+    }
+
+    /// Waits for `pattern` on the console (after the previous match), following reboots.
+    /// Returns the console text from the previous match to the end of this one.
+    pub fn expect(&mut self, pattern: &str, timeout: Duration) -> Result<String, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.powered_off {
+                return Err(self.stopped(pattern, "is off"));
+            }
+            let console = self.console.clone();
+            let runs = self.boots.len();
+            let child = &mut self.child;
+            match console.wait_for(pattern, self.cursor, deadline, |c| {
+                Self::run_over(child, c, runs)
+            }) {
+                WaitResult::Found(end) => {
+                    let text = self.console.text_from(self.cursor);
+                    let take = end.saturating_sub(self.cursor);
+                    self.cursor = end;
+                    return Ok(
+                        String::from_utf8_lossy(&text.as_bytes()[..take.min(text.len())])
+                            .into_owned(),
+                    );
+                }
+                WaitResult::TimedOut => {
+                    return Err(HarnessError::Timeout {
+                        pattern: pattern.to_owned(),
+                        waited: timeout,
+                        tail: self.tail(),
+                        transcript: self.save_transcript(),
+                    })
+                }
+                WaitResult::Stopped => match self.after_run()? {
+                    None => {}
+                    Some(RunEnd::PowerOff) => return Err(self.stopped(pattern, "powered off")),
+                    Some(_) => {
+                        return Err(
+                            self.stopped(pattern, "stopped without a reboot or power-off message")
+                        )
+                    }
+                },
+            }
+        }
+    }
+
+    fn stopped(&self, pattern: &str, how: &'static str) -> HarnessError {
+        HarnessError::Stopped {
+            pattern: pattern.to_owned(),
+            how,
+            tail: self.tail(),
+            transcript: self.save_transcript(),
+        }
+    }
+
+    /// Types `line` and Enter on the console.
+    pub fn send(&mut self, line: &str) -> Result<(), HarnessError> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| {
+            HarnessError::Console(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "QEMU is not running",
+            ))
+        })?;
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(HarnessError::Console)
+    }
+
+    /// Waits until the guest powers off, following reboots on the way.
+    pub fn wait_for_poweroff(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        match self.expect(NEVER, timeout) {
+            Err(HarnessError::Stopped {
+                how: "powered off", ..
+            }) => Ok(()),
+            Err(HarnessError::Stopped { how: "is off", .. }) => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => unreachable_never(),
+        }
+    }
+
+    /// Cuts the power: kills QEMU at once. The next [`Machine::power_on`] starts from a fresh
+    /// power-on (no reboot request, no tryboot flag), as on a real Pi.
+    pub fn power_cut(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.stdin = None;
+        self.console.note("power cut");
+        self.next_request = BootRequest::default();
+        self.powered_off = true;
+    }
+
+    /// Powers the machine on again after [`Machine::power_cut`] or a power-off.
+    pub fn power_on(&mut self) -> Result<(), HarnessError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Wait for the reader of the old run to reach EOF so run accounting stays in step.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.console.closed_runs() < self.boots.len() as u64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.cursor = self.console.len();
+        self.boot()
+    }
+}
+
+fn unreachable_never() -> Result<(), HarnessError> {
+    Err(HarnessError::Console(std::io::Error::other(
+        "the never-matching pattern matched",
+    )))
+}
+
+fn drive_arg(path: &Path, rest: &str) -> std::ffi::OsString {
+    let mut s = std::ffi::OsString::from("file=");
+    // QEMU's option syntax doubles commas inside values.
+    s.push(path.as_os_str().to_string_lossy().replace(',', ",,"));
+    s.push(",format=raw,");
+    s.push(rest);
+    s
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.save_transcript();
+    }
+}

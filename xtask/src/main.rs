@@ -1,0 +1,70 @@
+//! `cargo xtask setup|fixtures|test|demo`: everything a newcomer runs, in one place.
+
+mod demo;
+mod fixtures;
+mod kernel;
+mod logger;
+mod setup;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// k8r project tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version)]
+struct Cli {
+    /// More output (-v: commands run, -vv: everything).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what the project needs on a Debian 12 machine (apt packages as root, the
+    /// aarch64-musl Rust target, Debian's arm64 kernel for the QEMU guests). Idempotent: skips
+    /// what is already there, so it also works without root once the tools are installed.
+    Setup,
+    /// Build the fixture base images under target/fixtures (Ubuntu 26.04 and 24.04 shapes).
+    Fixtures,
+    /// Setup, fixtures, formatting and lint checks, then every test (unit and QEMU); ends
+    /// with one line `N passed, N failed`.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Show the story so far: boot the fixture card through the QEMU harness and show its
+    /// console.
+    Demo,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    logger::init(cli.verbose);
+    if let Err(e) = run(cli.task) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    match task {
+        Task::Setup => setup::run(),
+        Task::Fixtures => {
+            setup::run()?;
+            fixtures::run().map(|_| ())
+        }
+        Task::Test { cargo_args } => test::run(&cargo_args),
+        Task::Demo => demo::run(),
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    k8r_qemu::assets::workspace_root()
+}

@@ -1,0 +1,128 @@
+//! `cargo xtask test`: setup, fixtures, format and lint checks, then every test of the
+//! workspace (unit, host integration and QEMU), ending with one line `N passed, N failed`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{fixtures, root, setup};
+
+/// Counts from libtest's `test result:` lines.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+}
+
+impl Tally {
+    /// Adds one libtest summary line, e.g.
+    /// `test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; ...`.
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(kind), Some(num)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = num.parse::<u64>() else { continue };
+            match kind {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs everything.
+pub fn run(cargo_args: &[String]) -> Result<()> {
+    setup::run()?;
+    fixtures::run().context("building fixtures")?;
+    let mut tally = Tally::default();
+    for (name, args) in [
+        ("cargo fmt --check", vec!["fmt", "--all", "--", "--check"]),
+        (
+            "cargo clippy",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ] {
+        log::info!("test: {name}");
+        let ok = Command::new(cargo())
+            .current_dir(root())
+            .args(&args)
+            .status()
+            .with_context(|| format!("running {name}"))?
+            .success();
+        if ok {
+            tally.passed += 1;
+        } else {
+            log::error!("{name} failed");
+            tally.failed += 1;
+        }
+    }
+    log::info!("test: cargo test --workspace");
+    let mut child = Command::new(cargo())
+        .current_dir(root())
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .arg("--")
+        .args(cargo_args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        tally.add_line(&line);
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() && tally.failed == 0 {
+        // A build failure has no test result lines: count it as one failure.
+        tally.failed += 1;
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        bail!("{} failed", tally.failed);
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_result_lines_and_ignores_others() {
+        let mut t = Tally::default();
+        t.add_line("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s");
+        t.add_line(
+            "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        t.add_line("test foo ... ok");
+        t.add_line("running 5 tests");
+        assert_eq!(
+            t,
+            Tally {
+                passed: 15,
+                failed: 2
+            }
+        );
+    }
+}
