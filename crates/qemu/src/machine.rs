@@ -177,6 +177,7 @@ pub struct Machine {
     boots: Vec<BootRecord>,
     dir: PathBuf,
     powered_off: bool,
+    commands: u32,
 }
 
 /// Never matches (used to wait for the end of a run).
@@ -201,6 +202,7 @@ impl Machine {
             boots: Vec::new(),
             dir,
             powered_off: false,
+            commands: 0,
         };
         machine.boot()?;
         Ok(machine)
@@ -473,6 +475,30 @@ impl Machine {
             .write_all(format!("{line}\n").as_bytes())
             .and_then(|()| stdin.flush())
             .map_err(HarnessError::Console)
+    }
+
+    /// Runs a shell command on the guest's console shell and returns its exit status and
+    /// output. The end marker is assembled by the shell (`"K8R""-END-n $?"`), so the echo of
+    /// the typed command never matches it.
+    pub fn run_command(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<(i32, String), HarnessError> {
+        self.commands += 1;
+        let n = self.commands;
+        self.send(&format!("{command}; echo \"K8R\"\"-END-{n} $?\""))?;
+        let marker = format!("K8R-END-{n} ");
+        let text = self.expect(&marker, timeout)?;
+        let rest = self.expect("\n", Duration::from_secs(10))?;
+        let status = rest.trim().parse::<i32>().unwrap_or(-1);
+        // Drop the echoed command line; keep what the command printed.
+        let body = text
+            .split_once('\n')
+            .map_or("", |(_, after)| after)
+            .trim_end_matches(marker.as_str())
+            .replace('\r', "");
+        Ok((status, body))
     }
 
     /// Waits until the guest powers off, following reboots on the way.

@@ -92,6 +92,14 @@ impl FatImage {
         result.map(|_| ()).map_err(ImageError::from)
     }
 
+    /// Deletes one file.
+    pub fn remove(&self, path: &str) -> Result<(), ImageError> {
+        let mut cmd = self.mtools("mdel", 0);
+        cmd.arg(format!("::/{}", path.trim_start_matches('/')));
+        run(&mut cmd)?;
+        Ok(())
+    }
+
     /// Whether `path` exists (file or directory).
     pub fn exists(&self, path: &str) -> Result<bool, ImageError> {
         let mut cmd = self.mtools("mdir", 0);
@@ -255,6 +263,8 @@ mod tests {
         img.write("new/cmdline.txt", b"one\n", 0).expect("write");
         img.write("new/cmdline.txt", b"two\n", 0).expect("rewrite");
         assert_eq!(img.read("new/cmdline.txt").expect("read"), b"two\n");
+        img.remove("new/cmdline.txt").expect("remove");
+        assert!(!img.exists("new/cmdline.txt").expect("exists"));
         let err = img.read("missing.txt").expect_err("absent file");
         assert!(err.to_string().contains("not found"), "{err}");
     }
