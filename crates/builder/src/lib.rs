@@ -5,5 +5,7 @@
 //! via e2fsprogs) and the child-process helper they share. The `assemble` pipeline is built on
 //! top of them.
 
+pub mod config;
+pub mod fetch;
 pub mod image;
 pub mod process;

@@ -1,0 +1,1 @@
+//! Build configuration: variables.cfg / TOML / password_hash.

@@ -1,0 +1,1 @@
+//! Downloading and verifying the Kubernetes node artefacts.
