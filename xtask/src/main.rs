@@ -3,7 +3,6 @@
 mod demo;
 mod fixtures;
 mod kernel;
-mod logger;
 mod setup;
 mod test;
 
@@ -45,7 +44,7 @@ enum Task {
 
 fn main() {
     let cli = Cli::parse();
-    logger::init(cli.verbose);
+    builder::logging::init(cli.verbose);
     if let Err(e) = run(cli.task) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

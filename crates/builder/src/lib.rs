@@ -5,7 +5,19 @@
 //! via e2fsprogs) and the child-process helper they share. The `assemble` pipeline is built on
 //! top of them.
 
+pub mod artefacts;
+pub mod assemble;
+pub mod base;
+pub mod bootpart;
+pub mod cli;
 pub mod config;
+pub mod dirfiles;
 pub mod fetch;
 pub mod image;
+pub mod inject;
+pub mod inspect;
+pub mod logging;
 pub mod process;
+pub mod recovery;
+pub mod rootfs;
+pub mod timing;

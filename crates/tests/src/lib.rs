@@ -4,6 +4,8 @@
 //! Suites are named by what they need: `host_*` run without a VM, `qemu_*` boot QEMU (TCG)
 //! and write only to their own scratch cards.
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 
 use builder::image::fat::FatImage;
@@ -49,4 +51,93 @@ pub fn fat_partition(card: &Path, number: u8) -> Result<FatImage, ImageError> {
         path: card.to_path_buf(),
         offset: part.byte_offset(),
     })
+}
+
+/// The static aarch64 recovery installer, built by `cargo xtask test` (and `demo`).
+pub fn installer() -> PathBuf {
+    let path = target_dir().join("aarch64-unknown-linux-musl/release/k8r-installer");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test`, or `cargo build --release -p k8r-installer --target aarch64-unknown-linux-musl`",
+        path.display()
+    );
+    path
+}
+
+/// Fixed build time for reproducible test builds (SOURCE_DATE_EPOCH).
+pub const TEST_EPOCH: u64 = 1_776_902_400;
+
+/// A `variables.cfg` for the fixture artefacts served by `server`, on base image `base`, with
+/// `extra` lines appended.
+pub fn test_config(server: &http::FileServer, base: &Path, extra: &str) -> String {
+    format!(
+        "# k8r test configuration: fixture artefacts from a 127.0.0.1 server\n\
+         IMAGE=\"{}\"\nK8S_VERSION=\"1.31.2\"\nCALICO_VERSION=\"3.99.0\"\n\
+         CONTAINERD_VERSION=\"2.1.4\"\nRUNC_VERSION=\"1.3.0\"\nCNI_PLUGINS_VERSION=\"1.7.1\"\n\
+         CRICTL_VERSION=\"1.31.1\"\nK8S_RELEASE_URL=\"{url}/k8s\"\nGITHUB_URL=\"{url}/github\"\n\
+         GITHUB_RAW_URL=\"{url}/raw\"\n{extra}",
+        base.display(),
+        url = server.url()
+    )
+}
+
+/// The fixture artefact tree (`target/fixtures/mirror`).
+pub fn mirror() -> PathBuf {
+    let dir = fixtures_dir().join("mirror");
+    assert!(
+        dir.exists(),
+        "{} is missing: run `cargo xtask fixtures`",
+        dir.display()
+    );
+    dir
+}
+
+/// A card built by the builder library from a fixture base image.
+#[derive(Debug)]
+pub struct Built {
+    /// The test's scratch directory (config, cache, images/).
+    pub dir: PathBuf,
+    /// `images/`.
+    pub images: PathBuf,
+    /// `images/bootable_image.img`.
+    pub card: PathBuf,
+    /// What the builder reported.
+    pub report: builder::assemble::Report,
+}
+
+/// Builds a card in `target/test-scratch/<test>` from `fixture_name` with the fixture
+/// artefacts; `extra` lines go into variables.cfg. xz preset 0 keeps tests fast.
+pub fn assemble_card(test: &str, fixture_name: &str, extra: &str) -> Built {
+    let dir = scratch(test);
+    let server = http::FileServer::start(&mirror()).expect("file server");
+    let config = dir.join("variables.cfg");
+    std::fs::write(&config, test_config(&server, &fixture(fixture_name), extra)).expect("config");
+    let report = build_with(&dir, &config, &dir.join("images")).expect("assemble");
+    Built {
+        images: dir.join("images"),
+        card: dir.join("images").join(builder::assemble::CARD),
+        dir,
+        report,
+    }
+}
+
+/// Runs the builder library on `config` into `out` with a cache under `dir`.
+pub fn build_with(
+    dir: &Path,
+    config: &Path,
+    out: &Path,
+) -> anyhow::Result<builder::assemble::Report> {
+    let cfg = builder::cli::load_config(config)?;
+    let inputs = builder::cli::inputs(&cfg, None)?;
+    let fetcher = builder::fetch::Fetcher::new(dir.join("cache")).trust_unpinned(true);
+    let opts = builder::assemble::AssembleOptions {
+        inputs,
+        out_dir: out.to_path_buf(),
+        installer: installer(),
+        fetcher,
+        xz_preset: 0,
+        epoch: TEST_EPOCH,
+        threads: 2,
+    };
+    Ok(builder::assemble::assemble(&opts)?)
 }

@@ -1,1 +1,197 @@
-//! Build configuration: variables.cfg / TOML / password_hash.
+//! Build configuration: `variables.cfg` (the seed's bash-sourced file), the same settings as
+//! TOML, and the optional `password_hash` file beside it.
+//!
+//! Everything here is pure (text in, [`BuildConfig`] or every [`ConfigError`] out) except
+//! [`load`], which reads the files and resolves the image path. The known keys, their
+//! defaults and documentation are in [`keys::KEYS`]; `variables.cfg.example` at the repository
+//! root documents the same for users.
+
+mod build;
+mod cfg_syntax;
+mod error;
+mod join;
+pub mod keys;
+mod password;
+mod render;
+mod toml_input;
+mod types;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use build::Syntax;
+pub use error::{ConfigError, ConfigErrors, ConfigWarning};
+pub use keys::{KeyDoc, KEYS};
+pub use password::parse_password_hash;
+pub use types::{
+    Arch, Cni, Components, Endpoint, ImageUrl, JoinString, Mirrors, Size, UrlForm, Version,
+};
+
+/// Name of the optional password file, looked up beside the configuration file.
+pub const PASSWORD_HASH_FILE: &str = "password_hash";
+
+/// A validated build configuration with every default applied.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// `IMAGE`: the uncompressed vendor image (made absolute-or-config-relative by [`load`]).
+    pub image: PathBuf,
+    /// `K8S_VERSION` (>= 1.31.0).
+    pub k8s_version: Version,
+    /// `ARCH`.
+    pub arch: Arch,
+    /// `CONTROL_PLANE_ENDPOINT`; `None`: the master's address at bootstrap.
+    pub control_plane_endpoint: Option<Endpoint>,
+    /// `KUBEADM_JOIN_STRING`; `None`: this image bootstraps the first master.
+    pub join: Option<JoinString>,
+    /// `TOKEN_TTL`: `0` or a Go duration.
+    pub token_ttl: String,
+    /// `CNI_TYPE` with `CALICO_VERSION` or `FLANNEL_VERSION`.
+    pub cni: Cni,
+    /// `POD_NETWORK_CIDR`, canonical, with the CNI's default applied.
+    pub pod_network_cidr: String,
+    /// `HTTP_IMAGE_URL`, normalised to the directory prefix.
+    pub http_image_url: Option<ImageUrl>,
+    /// `HOSTNAME_PREFIX`.
+    pub hostname_prefix: String,
+    /// `ROOT_SIZE`; `None`: the builder computes it.
+    pub root_size: Option<Size>,
+    /// containerd, runc, CNI plugins and crictl versions.
+    pub components: Components,
+    /// Download locations.
+    pub mirrors: Mirrors,
+    /// The `password_hash` file's hash (set by [`load`]).
+    pub password_hash: Option<String>,
+    warnings: Vec<ConfigWarning>,
+}
+
+/// Equality of the settings; warnings (diagnostics about the source text) are not compared.
+impl PartialEq for BuildConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            image,
+            k8s_version,
+            arch,
+            control_plane_endpoint,
+            join,
+            token_ttl,
+            cni,
+            pod_network_cidr,
+            http_image_url,
+            hostname_prefix,
+            root_size,
+            components,
+            mirrors,
+            password_hash,
+            warnings: _,
+        } = self;
+        *image == other.image
+            && *k8s_version == other.k8s_version
+            && *arch == other.arch
+            && *control_plane_endpoint == other.control_plane_endpoint
+            && *join == other.join
+            && *token_ttl == other.token_ttl
+            && *cni == other.cni
+            && *pod_network_cidr == other.pod_network_cidr
+            && *http_image_url == other.http_image_url
+            && *hostname_prefix == other.hostname_prefix
+            && *root_size == other.root_size
+            && *components == other.components
+            && *mirrors == other.mirrors
+            && *password_hash == other.password_hash
+    }
+}
+
+impl Eq for BuildConfig {}
+
+impl BuildConfig {
+    /// Questionable settings that did not stop the build (unknown keys, ...).
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
+    }
+
+    /// True when this image bootstraps the first master (no join command).
+    pub fn is_first_master(&self) -> bool {
+        self.join.is_none()
+    }
+
+    /// The canonical `variables.cfg`: every key in documented order as `KEY="value"` (empty for
+    /// "not set"). Baked into the image at `/usr/lib/k8r/variables.cfg`. `HTTP_IMAGE_URL` is
+    /// written as its directory prefix; `password_hash` is not part of it.
+    pub fn render_cfg(&self) -> String {
+        render::render(self)
+    }
+}
+
+/// Parses and validates a `variables.cfg` text. `file` is used in messages only.
+pub fn parse_cfg(file: &Path, text: &str) -> Result<BuildConfig, ConfigErrors> {
+    let (assignments, errors) = cfg_syntax::lex(file, text);
+    build::build(file, Syntax::Cfg, &assignments, errors)
+}
+
+/// Parses and validates the TOML form. `file` is used in messages only.
+pub fn parse_toml(file: &Path, text: &str) -> Result<BuildConfig, ConfigErrors> {
+    let (assignments, errors) = toml_input::lex(file, text);
+    if assignments.is_empty() && !errors.is_empty() && errors.iter().all(|e| e.key.is_none()) {
+        // A TOML syntax error: nothing else can be said about the file.
+        return Err(ConfigErrors(errors));
+    }
+    build::build(file, Syntax::Toml, &assignments, errors)
+}
+
+fn read(path: &Path, what: &str) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::one(ConfigError::file(
+            path,
+            format!("a readable {what} ({e})"),
+            Some(match e.kind() {
+                std::io::ErrorKind::NotFound if what.contains("configuration") => {
+                    "copy variables.cfg.example to variables.cfg and edit it".into()
+                }
+                std::io::ErrorKind::InvalidData => "save the file as UTF-8 text".into(),
+                _ => "check the path and its permissions".into(),
+            }),
+        ))
+    })
+}
+
+/// Reads a configuration file (`.toml` → TOML, anything else → `variables.cfg` syntax), the
+/// `password_hash` file beside it if present, and resolves `IMAGE` relative to the
+/// configuration's directory. All problems are reported together. Whether the image exists is
+/// not checked here: `inject` loads a configuration without the base image, and `assemble`
+/// may be given another base image on the command line.
+pub fn load(config_path: &Path) -> Result<BuildConfig, ConfigErrors> {
+    let text = read(config_path, "configuration file")?;
+    let is_toml = config_path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let parsed = if is_toml {
+        parse_toml(config_path, &text)
+    } else {
+        parse_cfg(config_path, &text)
+    };
+    let dir = config_path.parent().unwrap_or(Path::new(""));
+    let password_path = dir.join(PASSWORD_HASH_FILE);
+    let password = if password_path.exists() {
+        read(&password_path, "password_hash file")
+            .and_then(|t| parse_password_hash(&password_path, &t))
+            .map(Some)
+    } else {
+        Ok(None)
+    };
+    let (mut config, password_hash) = match (parsed, password) {
+        (Ok(c), Ok(p)) => (c, p),
+        (Err(mut a), Err(b)) => {
+            a.0.extend(b.0);
+            return Err(a);
+        }
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+    };
+    config.password_hash = password_hash;
+    if config.image.is_relative() {
+        config.image = dir.join(&config.image);
+    }
+    Ok(config)
+}

@@ -88,12 +88,7 @@ fn tree_paths(root: &Path) -> Result<Vec<String>, ImageError> {
 /// Runs a debugfs script with write access. Fails if debugfs printed anything on stderr besides
 /// its version banner (it exits 0 even when commands fail).
 pub fn debugfs(path: &Path, script: &str, epoch: u64) -> Result<(), ImageError> {
-    let dir = std::env::temp_dir();
-    let script_path = dir.join(format!(
-        "k8r-debugfs-{}-{}.txt",
-        std::process::id(),
-        script.len()
-    ));
+    let script_path = super::temp_path("debugfs");
     std::fs::write(&script_path, script).map_err(io_err(&script_path))?;
     let mut cmd = Command::new("debugfs");
     cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string())
@@ -122,6 +117,75 @@ fn debugfs_errors(stderr: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
         .map(str::to_owned)
         .collect()
+}
+
+/// Runs a read-only debugfs script; returns its stdout and its error lines (stderr without
+/// the banner). The caller decides which errors matter.
+pub fn debugfs_query(path: &Path, script: &str) -> Result<(String, Vec<String>), ImageError> {
+    let script_path = super::temp_path("debugfs-query");
+    std::fs::write(&script_path, script).map_err(io_err(&script_path))?;
+    let result = run(Command::new("debugfs")
+        .arg("-f")
+        .arg(&script_path)
+        .arg(path));
+    let _ = std::fs::remove_file(&script_path);
+    let output = result?;
+    Ok((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        debugfs_errors(&String::from_utf8_lossy(&output.stderr)),
+    ))
+}
+
+/// Block size, block count and free blocks from the superblock (`dumpe2fs -h`).
+pub fn geometry(path: &Path) -> Result<Geometry, ImageError> {
+    let out = run(Command::new("dumpe2fs").arg("-h").arg(path))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Result<u64, ImageError> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim_start_matches(':').trim().parse().ok())
+            .ok_or_else(|| {
+                ImageError::Layout(format!("{}: dumpe2fs shows no {name}", path.display()))
+            })
+    };
+    Ok(Geometry {
+        block_size: field("Block size")?,
+        blocks: field("Block count")?,
+        free_blocks: field("Free blocks")?,
+    })
+}
+
+/// Sizes from an ext4 superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Bytes per block.
+    pub block_size: u64,
+    /// Blocks in the filesystem.
+    pub blocks: u64,
+    /// Free blocks.
+    pub free_blocks: u64,
+}
+
+impl Geometry {
+    /// Filesystem size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.blocks * self.block_size
+    }
+    /// Free bytes.
+    pub fn free_bytes(&self) -> u64 {
+        self.free_blocks * self.block_size
+    }
+}
+
+/// Grows (or shrinks) a standalone ext4 file to `bytes` with `resize2fs` (which also sets the
+/// file length). Never point it at a card with an offset: it truncates the whole file.
+pub fn resize(path: &Path, bytes: u64, epoch: u64) -> Result<(), ImageError> {
+    run(Command::new("resize2fs")
+        .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
+        .arg("-f")
+        .arg(path)
+        .arg(format!("{}K", bytes / 1024)))?;
+    Ok(())
 }
 
 /// Reads one file out of an ext4 image (`debugfs -R "cat PATH"`).

@@ -92,6 +92,14 @@ impl FatImage {
         result.map(|_| ()).map_err(ImageError::from)
     }
 
+    /// Copies every file and directory of the filesystem into `dest` (which must exist).
+    pub fn extract_all(&self, dest: &Path) -> Result<(), ImageError> {
+        let mut cmd = self.mtools("mcopy", 0);
+        cmd.args(["-s", "-n", "-m"]).arg("::/*").arg(dest);
+        run(&mut cmd)?;
+        Ok(())
+    }
+
     /// Deletes one file.
     pub fn remove(&self, path: &str) -> Result<(), ImageError> {
         let mut cmd = self.mtools("mdel", 0);
@@ -199,18 +207,9 @@ pub fn format(path: &Path, spec: &FatSpec) -> Result<FatImage, ImageError> {
 }
 
 fn tempfile_dir() -> Result<PathBuf, ImageError> {
-    let base = std::env::temp_dir();
-    for n in 0..1000u32 {
-        let dir = base.join(format!("k8r-fat-{}-{n}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_err(&dir)(e)),
-        }
-    }
-    Err(ImageError::Layout(
-        "cannot create a temporary directory".into(),
-    ))
+    let dir = super::temp_path("fat");
+    std::fs::create_dir(&dir).map_err(io_err(&dir))?;
+    Ok(dir)
 }
 
 #[cfg(test)]

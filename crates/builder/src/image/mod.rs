@@ -5,6 +5,7 @@
 pub mod card;
 pub mod ext4;
 pub mod fat;
+pub mod used_ranges;
 
 use std::path::PathBuf;
 
@@ -57,4 +58,12 @@ pub const MIB: u64 = 1024 * 1024;
 /// Rounds `n` up to a multiple of `to` (`to` > 0).
 pub fn round_up(n: u64, to: u64) -> u64 {
     n.div_ceil(to) * to
+}
+
+/// A fresh path in the temp directory, unique within this process and across processes.
+pub(crate) fn temp_path(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("k8r-{prefix}-{}-{n}", std::process::id()))
 }

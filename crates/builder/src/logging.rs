@@ -1,4 +1,4 @@
-//! A small `log` backend: messages on stderr, no timestamps, level from `-v`.
+//! A `log` backend for the command line: messages on stderr, no timestamps.
 
 use log::{Level, LevelFilter, Metadata, Record};
 
@@ -20,13 +20,12 @@ impl log::Log for Stderr {
 
 /// Installs the logger: info by default, debug with -v, trace with -vv.
 pub fn init(verbose: u8) {
-    let level = match verbose {
-        0 => LevelFilter::Info,
-        1 => LevelFilter::Debug,
-        _ => LevelFilter::Trace,
-    };
     static LOGGER: Stderr = Stderr;
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
+        log::set_max_level(match verbose {
+            0 => LevelFilter::Info,
+            1 => LevelFilter::Debug,
+            _ => LevelFilter::Trace,
+        });
     }
 }

@@ -1,0 +1,320 @@
+//! The upgrade artefacts: `image.img.xz` (the root partition, multi-block xz so the installer
+//! decodes on all cores), `boot.tar.xz` (the working boot partition's files) and the digests
+//! the manifest carries.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::image::{io_err, ImageError};
+
+/// xz block size for `image.img.xz`: each block decodes independently, so the installer can
+/// run one decoder thread per core (qemu-notes.md: parallel decode needs several blocks).
+pub const XZ_BLOCK_SIZE: u64 = 32 * 1024 * 1024;
+
+/// Sizes and digests of a compressed artefact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// Compressed bytes.
+    pub compressed_size: u64,
+    /// SHA-256 of the compressed file.
+    pub compressed_sha256: String,
+    /// Uncompressed bytes.
+    pub size: u64,
+    /// SHA-256 of the uncompressed bytes.
+    pub sha256: String,
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A writer that hashes and counts what passes through.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Compresses `input` into `output` as multi-block xz (preset `preset`, `threads` encoder
+/// threads; the output does not depend on the thread count), hashing both sides.
+pub fn compress_xz(
+    input: &Path,
+    output: &Path,
+    preset: u32,
+    threads: u32,
+    progress: &dyn Fn(u64),
+) -> Result<Digests, ImageError> {
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .threads(threads.max(1))
+        .block_size(XZ_BLOCK_SIZE)
+        .preset(preset)
+        .check(liblzma::stream::Check::Crc64)
+        .encoder()
+        .map_err(|e| ImageError::Layout(format!("xz encoder: {e}")))?;
+    let out = File::create(output).map_err(io_err(output))?;
+    let hashing = Hashing {
+        inner: BufWriter::new(out),
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    let mut encoder = liblzma::write::XzEncoder::new_stream(hashing, stream);
+    let mut src = File::open(input).map_err(io_err(input))?;
+    let mut plain = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = src.read(&mut buf).map_err(io_err(input))?;
+        if n == 0 {
+            break;
+        }
+        plain.update(&buf[..n]);
+        encoder.write_all(&buf[..n]).map_err(io_err(output))?;
+        size += n as u64;
+        progress(size);
+    }
+    let mut hashing = encoder.finish().map_err(io_err(output))?;
+    hashing.flush().map_err(io_err(output))?;
+    hashing
+        .inner
+        .into_inner()
+        .map_err(|e| io_err(output)(e.into_error()))?
+        .sync_all()
+        .map_err(io_err(output))?;
+    Ok(Digests {
+        compressed_size: hashing.count,
+        compressed_sha256: hex(&hashing.hasher.finalize()),
+        size,
+        sha256: hex(&plain.finalize()),
+    })
+}
+
+/// Writes a reproducible tar of the tree under `dir` (sorted, owner root, fixed mtime,
+/// 0644 files, 0755 directories) and compresses it to `output` as xz.
+pub fn boot_tar_xz(
+    dir: &Path,
+    output: &Path,
+    epoch: u64,
+    preset: u32,
+) -> Result<Digests, ImageError> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut paths = Vec::new();
+    collect(dir, dir, &mut paths)?;
+    paths.sort();
+    for (rel, is_dir) in &paths {
+        let mut header = tar::Header::new_ustar();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(epoch);
+        let full = dir.join(rel);
+        if *is_dir {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{rel}/"), std::io::empty())
+                .map_err(io_err(&full))?;
+        } else {
+            let data = std::fs::read(&full).map_err(io_err(&full))?;
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(data.len() as u64);
+            tar.append_data(&mut header, rel, &data[..])
+                .map_err(io_err(&full))?;
+        }
+    }
+    let bytes = tar.into_inner().map_err(io_err(output))?;
+    let tar_path = output.with_extension("");
+    std::fs::write(&tar_path, &bytes).map_err(io_err(&tar_path))?;
+    let digests = compress_xz(&tar_path, output, preset, 1, &|_| {});
+    let _ = std::fs::remove_file(&tar_path);
+    digests
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, bool)>) -> Result<(), ImageError> {
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = entry.file_type().map_err(io_err(&path))?;
+        if kind.is_dir() {
+            out.push((rel, true));
+            collect(root, &path, out)?;
+        } else if kind.is_file() {
+            out.push((rel, false));
+        } else {
+            return Err(ImageError::Layout(format!(
+                "{}: the boot partition holds only files and directories",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of each `(offset, length)` range of `file`, computed on `threads` threads.
+pub fn hash_ranges(
+    file: &Path,
+    ranges: &[(u64, u64)],
+    threads: usize,
+) -> Result<Vec<String>, ImageError> {
+    type Slot = Option<Result<String, ImageError>>;
+    let mut results: Vec<Slot> = (0..ranges.len()).map(|_| None).collect();
+    let per = ranges.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        for (chunk, slots) in results.chunks_mut(per).enumerate() {
+            let start = chunk * per;
+            scope.spawn(move || {
+                for (k, slot) in slots.iter_mut().enumerate() {
+                    let (offset, length) = ranges[start + k];
+                    *slot = Some(hash_range(file, offset, length));
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ImageError::Layout("range not hashed".into()))))
+        .collect()
+}
+
+fn hash_range(file: &Path, offset: u64, length: u64) -> Result<String, ImageError> {
+    let mut f = File::open(file).map_err(io_err(file))?;
+    f.seek(SeekFrom::Start(offset)).map_err(io_err(file))?;
+    let mut h = Sha256::new();
+    let mut left = length;
+    let mut buf = vec![0u8; 1024 * 1024];
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        f.read_exact(&mut buf[..want]).map_err(io_err(file))?;
+        h.update(&buf[..want]);
+        left -= want as u64;
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// SHA-256 of a whole file.
+pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            return Ok(hex(&h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xz_round_trip_is_multi_block_and_thread_independent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in");
+        let mut data = vec![0u8; 70 * 1024 * 1024];
+        for (i, b) in data.iter_mut().enumerate().step_by(4096) {
+            *b = u8::try_from(i % 251).unwrap_or(0);
+        }
+        std::fs::write(&input, &data).expect("write");
+        let one = dir.path().join("one.xz");
+        let two = dir.path().join("two.xz");
+        let d1 = compress_xz(&input, &one, 0, 1, &|_| {}).expect("xz 1");
+        let d2 = compress_xz(&input, &two, 0, 2, &|_| {}).expect("xz 2");
+        assert_eq!(d1, d2, "same digests whatever the thread count");
+        assert_eq!(d1.size, data.len() as u64);
+        assert_eq!(d1.sha256, hex(&Sha256::digest(&data)));
+        assert_eq!(d1.compressed_sha256, sha256_file(&one).expect("sha"));
+        let list = crate::process::run(
+            std::process::Command::new("xz")
+                .args(["-lvv", "--robot"])
+                .arg(&one),
+        )
+        .expect("xz -l");
+        let text = String::from_utf8_lossy(&list.stdout);
+        let blocks = text.lines().filter(|l| l.starts_with("block\t")).count();
+        assert_eq!(blocks, 3, "70 MiB in 32 MiB blocks: {text}");
+        let back = crate::process::run(std::process::Command::new("xz").args(["-dc"]).arg(&one))
+            .expect("xz -d");
+        assert!(back.stdout == data);
+    }
+
+    #[test]
+    fn ranges_hash_like_the_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| u8::try_from(i % 256).unwrap_or(0))
+            .collect();
+        std::fs::write(&f, &data).expect("write");
+        let ranges = [(0, 10), (4096, 5000), (99_000, 1000)];
+        let got = hash_ranges(&f, &ranges, 2).expect("hash");
+        for ((o, l), h) in ranges.iter().zip(&got) {
+            let (o, l) = (
+                usize::try_from(*o).expect("o"),
+                usize::try_from(*l).expect("l"),
+            );
+            assert_eq!(h, &hex(&Sha256::digest(&data[o..o + l])));
+        }
+        assert!(hash_ranges(&f, &[(99_999, 10)], 1).is_err(), "past the end");
+    }
+
+    #[test]
+    fn boot_tar_is_reproducible_and_lists_sorted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = dir.path().join("boot");
+        std::fs::create_dir_all(tree.join("current/overlays")).expect("mkdir");
+        std::fs::write(tree.join("config.txt"), "x").expect("w");
+        std::fs::write(tree.join("current/vmlinuz"), "k").expect("w");
+        let a = dir.path().join("a.tar.xz");
+        let b = dir.path().join("b.tar.xz");
+        let da = boot_tar_xz(&tree, &a, 1000, 6).expect("a");
+        let db = boot_tar_xz(&tree, &b, 1000, 6).expect("b");
+        assert_eq!(da, db);
+        assert!(std::fs::read(&a).expect("a") == std::fs::read(&b).expect("b"));
+        let list = crate::process::run(std::process::Command::new("tar").arg("-tvJf").arg(&a))
+            .expect("tar");
+        let text = String::from_utf8_lossy(&list.stdout);
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "config.txt",
+                "current/",
+                "current/overlays/",
+                "current/vmlinuz"
+            ]
+        );
+        assert!(text.contains("root/root") || text.contains("0/0"), "{text}");
+    }
+}

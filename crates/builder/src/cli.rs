@@ -1,0 +1,225 @@
+//! The `k8r-builder` command line: argument structs (their doc comments are the `--help`)
+//! and one function per subcommand. `main` only parses and calls [`run`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::assemble::{self, AssembleOptions, BuildInputs};
+use crate::config::{self, BuildConfig, Cni};
+use crate::fetch::{self, CniManifest, Fetcher, NodeSpec};
+
+/// Build k8r golden SD card images for Raspberry Pi Kubernetes nodes, as an ordinary user.
+#[derive(Debug, Parser)]
+#[command(name = "k8r-builder", version)]
+pub struct Cli {
+    /// More output (-v: each command run).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build images/bootable_image.img (the whole card: recovery, boot, root, data partitions)
+    /// and the upgrade artefacts images/image.img.xz, images/boot.tar.xz, images/manifest.toml
+    /// and images/SHA256SUMS from a vendor image and variables.cfg.
+    Assemble(AssembleArgs),
+    /// Change the node configuration (variables.cfg, password_hash) of a built card in place,
+    /// without a rebuild; e.g. set KUBEADM_JOIN_STRING for workers.
+    Inject(InjectArgs),
+    /// Show what is on a card image: partitions, labels, sizes, next boot, stored manifest,
+    /// node configuration.
+    Inspect(InspectArgs),
+}
+
+/// `assemble` options.
+#[derive(Debug, Args)]
+pub struct AssembleArgs {
+    /// The build configuration: variables.cfg (shell-style KEY="value") or a .toml file. A
+    /// `password_hash` file beside it sets the login password.
+    #[arg(long, default_value = "variables.cfg")]
+    pub config: PathBuf,
+    /// The vendor image (uncompressed .img); overrides IMAGE from the configuration.
+    #[arg(long)]
+    pub base_image: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "images")]
+    pub out: PathBuf,
+    /// The static recovery installer (aarch64-musl k8r-installer). Default: $K8R_INSTALLER,
+    /// then k8r-installer next to this program.
+    #[arg(long, env = "K8R_INSTALLER")]
+    pub installer: Option<PathBuf>,
+    /// Download cache (default: $XDG_CACHE_HOME/k8r/downloads or ~/.cache/k8r/downloads).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Use only the download cache; list what is missing instead of downloading.
+    #[arg(long)]
+    pub offline: bool,
+    /// Accept a CNI manifest version whose SHA-256 k8r does not pin (upstream publishes no
+    /// digest); the digest seen is recorded and checked on later builds.
+    #[arg(long)]
+    pub trust_unpinned_manifest: bool,
+    /// xz preset for image.img.xz: 0 (fast, larger) to 9; 6 is xz's default.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub xz_preset: u32,
+    /// Worker threads for compression and hashing (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `inject` options.
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// A card built by `assemble`.
+    #[arg(long, default_value = "images/bootable_image.img")]
+    pub image: PathBuf,
+    /// The new configuration (and `password_hash` beside it, if present).
+    #[arg(long, default_value = "variables.cfg")]
+    pub config: PathBuf,
+}
+
+/// `inspect` options.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The card image.
+    pub image: PathBuf,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Assemble(args) => run_assemble(&args),
+        Command::Inject(args) => {
+            let report = crate::inject::inject(&args.image, &args.config)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Inspect(args) => {
+            print!("{}", crate::inspect::inspect(&args.image)?);
+            Ok(())
+        }
+    }
+}
+
+/// Loads and validates a configuration, printing its warnings.
+pub fn load_config(path: &Path) -> Result<BuildConfig> {
+    let cfg = config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    for w in cfg.warnings() {
+        log::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+/// The build inputs a configuration asks for.
+pub fn inputs(cfg: &BuildConfig, base_image: Option<&Path>) -> Result<BuildInputs> {
+    let arch = cfg.arch.to_string();
+    let (cni, cni_manifest_name) = match cfg.cni {
+        Cni::Calico { version } => (CniManifest::Calico(version.to_string()), "calico.yaml"),
+        Cni::Flannel { version } => (
+            CniManifest::Flannel(version.to_string()),
+            "kube-flannel.yml",
+        ),
+    };
+    let spec = NodeSpec {
+        arch: arch.clone(),
+        k8s: cfg.k8s_version.to_string(),
+        containerd: cfg.components.containerd.to_string(),
+        runc: cfg.components.runc.to_string(),
+        cni_plugins: cfg.components.cni_plugins.to_string(),
+        crictl: cfg.components.crictl.to_string(),
+        cni,
+    };
+    let mirrors = fetch::Mirrors {
+        k8s_release: cfg.mirrors.k8s_release_url.clone(),
+        github: cfg.mirrors.github_url.clone(),
+        github_raw: cfg.mirrors.github_raw_url.clone(),
+    };
+    let artifacts = fetch::node_artifacts(&spec, &mirrors)?;
+    Ok(BuildInputs {
+        base_image: base_image.map_or_else(|| cfg.image.clone(), Path::to_path_buf),
+        arch,
+        k8s_version: cfg.k8s_version.to_string(),
+        artifacts,
+        cni_manifest_name: cni_manifest_name.to_owned(),
+        variables_cfg: cfg.render_cfg(),
+        password_hash: cfg.password_hash.clone(),
+        root_size: cfg.root_size.map(|s| s.bytes),
+        containerd_major: cfg.components.containerd.major,
+    })
+}
+
+fn installer_path(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let exe = std::env::current_exe().context("locating k8r-builder")?;
+    let beside = exe.with_file_name("k8r-installer-aarch64");
+    if beside.exists() {
+        return Ok(beside);
+    }
+    bail!(
+        "no recovery installer given: pass --installer PATH (or set K8R_INSTALLER); build it with \
+         `cargo build --release -p k8r-installer --target aarch64-unknown-linux-musl`"
+    )
+}
+
+fn run_assemble(args: &AssembleArgs) -> Result<()> {
+    let cfg = load_config(&args.config)?;
+    let inputs = inputs(&cfg, args.base_image.as_deref())?;
+    if !inputs.base_image.exists() {
+        bail!(
+            "base image {} does not exist (IMAGE in {}, or --base-image)",
+            inputs.base_image.display(),
+            args.config.display()
+        );
+    }
+    let cache = match &args.cache_dir {
+        Some(d) => d.clone(),
+        None => fetch::default_cache_dir()?,
+    };
+    let fetcher = Fetcher::new(cache)
+        .offline(args.offline)
+        .trust_unpinned(args.trust_unpinned_manifest)
+        .progress(true);
+    if args.offline {
+        fetcher.check_offline(&inputs.artifacts)?;
+    }
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let opts = AssembleOptions {
+        inputs,
+        out_dir: args.out.clone(),
+        installer: installer_path(args.installer.as_deref())?,
+        fetcher,
+        xz_preset: args.xz_preset,
+        epoch,
+        threads,
+    };
+    let report = assemble::assemble(&opts)?;
+    println!("build {} done:", report.build_id);
+    for path in &report.outputs {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!("  {}  ({:.1} MiB)", path.display(), size as f64 / 1048576.0);
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!("time per step:\n{}", report.timings.table());
+    Ok(())
+}

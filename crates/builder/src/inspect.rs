@@ -1,0 +1,181 @@
+//! `k8r-builder inspect IMAGE`: what is on a k8r card (or any MBR image): partitions, labels,
+//! sizes, where the firmware will boot next, the stored manifest and the node configuration.
+
+use std::fmt::Write as _;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use boot_config::autoboot::Autoboot;
+
+use crate::image::fat::FatImage;
+use crate::image::{card, ext4, io_err, ImageError, MIB};
+use crate::recovery;
+
+/// The FAT volume label in a boot sector (FAT32 at 0x47, FAT12/16 at 0x2B).
+pub fn fat_label(sector: &[u8]) -> Option<String> {
+    if sector.len() < 512 || sector[510..512] != [0x55, 0xAA] {
+        return None;
+    }
+    let at = if &sector[0x52..0x5A] == b"FAT32   " {
+        0x47
+    } else {
+        0x2B
+    };
+    Some(
+        String::from_utf8_lossy(&sector[at..at + 11])
+            .trim_end()
+            .to_owned(),
+    )
+}
+
+/// The ext4 volume label (superblock at 1024, `s_volume_name` at +0x78).
+pub fn ext4_label(superblock_area: &[u8]) -> Option<String> {
+    let sb = superblock_area.get(1024..2048)?;
+    if sb[0x38..0x3A] != [0x53, 0xEF] {
+        return None;
+    }
+    let name = &sb[0x78..0x88];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Some(String::from_utf8_lossy(&name[..end]).into_owned())
+}
+
+/// A human-readable report of `image`.
+pub fn inspect(image: &Path) -> Result<String, ImageError> {
+    let mbr = card::read_mbr(image)?;
+    let mut out = String::new();
+    let len = std::fs::metadata(image).map_err(io_err(image))?.len();
+    let _ = writeln!(
+        out,
+        "{}: {} MiB, MBR disk id {:08x}",
+        image.display(),
+        len / MIB,
+        mbr.disk_id
+    );
+    let mut file = std::fs::File::open(image).map_err(io_err(image))?;
+    let mut labels = Vec::new();
+    for (i, entry) in mbr.partitions.iter().enumerate() {
+        let Some(p) = entry else { continue };
+        let mut head = vec![0u8; 2048];
+        file.seek(SeekFrom::Start(p.byte_offset()))
+            .map_err(io_err(image))?;
+        file.read_exact(&mut head).map_err(io_err(image))?;
+        let (fs, label) = match (fat_label(&head), ext4_label(&head)) {
+            (Some(l), _) => ("FAT", l),
+            (None, Some(l)) => ("ext4", l),
+            _ => ("-", String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "  p{}  type 0x{:02x}  start {:>6} MiB  size {:>6} MiB  {fs:<4} {label}",
+            i + 1,
+            p.type_id,
+            p.byte_offset() / MIB,
+            p.byte_len() / MIB
+        );
+        labels.push((i + 1, p.byte_offset(), fs, label));
+    }
+    if let Some((_, offset, _, _)) = labels.iter().find(|(_, _, _, l)| l == recovery::LABEL) {
+        let p1 = FatImage {
+            path: image.to_path_buf(),
+            offset: *offset,
+        };
+        if let Ok(text) = p1.read("autoboot.txt") {
+            match Autoboot::parse(&text) {
+                Ok(ab) => {
+                    let next = ab.boot_partition(false).unwrap_or(1);
+                    let what = if next == 1 {
+                        "recovery (installs on next boot)"
+                    } else {
+                        "the working system"
+                    };
+                    let _ = writeln!(out, "next boot: partition {next}, {what}");
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "autoboot.txt unreadable ({e}): the firmware boots partition 1"
+                    );
+                }
+            }
+        }
+        if let Ok(m) = p1.read(&format!(
+            "{}/{}",
+            recovery::STORE,
+            k8r_manifest::MANIFEST_FILE
+        )) {
+            match k8r_manifest::Manifest::parse(&String::from_utf8_lossy(&m)) {
+                Ok(m) => {
+                    let _ = writeln!(
+                        out,
+                        "stored image: build {} Kubernetes {} {} (base {}), root {} MiB with {} MiB used in {} ranges",
+                        m.build_id,
+                        m.kubernetes_version,
+                        m.arch,
+                        m.base_shape,
+                        m.root.size / MIB,
+                        m.used_bytes() / MIB,
+                        m.root.ranges.len()
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "stored manifest is invalid: {e}");
+                }
+            }
+        }
+        if let Ok(cfg) = p1.read(recovery::NODE_CONFIG) {
+            let _ = writeln!(out, "node configuration ({}):", recovery::NODE_CONFIG);
+            for line in String::from_utf8_lossy(&cfg).lines() {
+                let _ = writeln!(out, "    {}", redact(line));
+            }
+        }
+    }
+    if let Some((_, offset, _, _)) = labels
+        .iter()
+        .find(|(_, _, fs, l)| *fs == "ext4" && l == "writable")
+    {
+        let spec = format!("{}?offset={offset}", image.display());
+        if let Ok(info) = ext4::read_file(Path::new(&spec), "/usr/lib/k8r/build-info") {
+            let _ = writeln!(out, "root build-info:");
+            for line in String::from_utf8_lossy(&info).lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Hides join tokens and certificate keys in a config line.
+pub fn redact(line: &str) -> String {
+    let mut words: Vec<String> = line.split(' ').map(str::to_owned).collect();
+    for i in 1..words.len() {
+        if words[i - 1] == "--token" || words[i - 1] == "--certificate-key" {
+            let keep: String = words[i].chars().take(6).collect();
+            words[i] = format!("{keep}…");
+        }
+    }
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secrets() {
+        let line = "KUBEADM_JOIN_STRING=\"kubeadm join k:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:00\"";
+        let r = redact(line);
+        assert!(!r.contains("0123456789abcdef"), "{r}");
+        assert!(r.contains("--token abcdef…"), "{r}");
+        assert!(r.contains("sha256:00"), "{r}");
+    }
+
+    #[test]
+    fn ext4_label_from_superblock() {
+        let mut area = vec![0u8; 2048];
+        area[1024 + 0x38] = 0x53;
+        area[1024 + 0x39] = 0xEF;
+        area[1024 + 0x78..1024 + 0x78 + 8].copy_from_slice(b"writable");
+        assert_eq!(ext4_label(&area).as_deref(), Some("writable"));
+        assert_eq!(ext4_label(&[0u8; 2048]), None);
+    }
+}

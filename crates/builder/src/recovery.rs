@@ -1,0 +1,226 @@
+//! The recovery partition (p1, `K8R-RECOVER`): Pi firmware and the base image's kernel, the
+//! k8r recovery initramfs (installer as `/init` plus the kernel modules it needs), its own
+//! `config.txt`/`cmdline.txt`, `autoboot.txt`, and the image store.
+
+use std::collections::BTreeSet;
+
+use boot_config::autoboot::Autoboot;
+use initramfs::{Archive, ModuleDeps};
+
+/// The recovery partition's FAT label (FAT labels hold 11 characters, so not `K8R-RECOVERY`).
+pub const LABEL: &str = "K8R-RECOVER";
+
+/// The recovery initramfs file name on p1.
+pub const INITRAMFS: &str = "k8r-recovery.img";
+
+/// The image store directory on p1, holding `current/` (and `staged/` during an update).
+pub const STORE: &str = "k8r/images/current";
+
+/// This card's node configuration on p1 (`variables.cfg`). It lives beside the image store, not
+/// only inside the root image, so the same artefacts serve every node and `inject` changes a
+/// card in seconds: the installer copies it to `/usr/lib/k8r/variables.cfg` after writing
+/// the root, and upgrades keep the node's own configuration.
+pub const NODE_CONFIG: &str = "k8r/node/variables.cfg";
+
+/// This card's cloud-init `user-data` (login password), copied onto p2 after `boot.tar.xz`.
+pub const NODE_USER_DATA: &str = "k8r/node/user-data";
+
+/// Modules the recovery system cannot work without (names as in `modules.dep`; `-`/`_` mix).
+pub const REQUIRED_MODULES: &[&str] = &["ext4", "vfat", "nls_cp437", "nls_iso8859-1"];
+
+/// Modules loaded when the kernel has them: SD controllers of the Pi 3/4/5, the watchdog,
+/// virtio (QEMU), crc32c for ext4 metadata checksums, UTF-8 names.
+pub const OPTIONAL_MODULES: &[&str] = &[
+    "mmc_block",
+    "sdhci-iproc",
+    "bcm2835",
+    "sdhci-brcmstb",
+    "bcm2835_wdt",
+    "crc32c_generic",
+    "nls_utf8",
+    "virtio_pci",
+    "virtio_mmio",
+    "virtio_blk",
+];
+
+/// The recovery `config.txt`: boots our kernel copy with the recovery initramfs, serial on.
+pub fn config_txt() -> String {
+    format!(
+        "# k8r recovery partition (written by k8r-builder): boots the k8r installer.\n\
+         [all]\n\
+         arm_64bit=1\n\
+         kernel=vmlinuz\n\
+         initramfs {INITRAMFS} followkernel\n\
+         cmdline=cmdline.txt\n\
+         enable_uart=1\n"
+    )
+}
+
+/// The recovery `cmdline.txt`: serial console last (it becomes `/dev/console`), reboot 10 s
+/// after a panic (into recovery again, since autoboot still points here).
+pub const CMDLINE: &str = "console=tty1 console=serial0,115200 panic=10 k8r.recovery=1\n";
+
+/// `autoboot.txt` on p1. `tryboot_a_b=1` stays in `[all]` so Ubuntu 26.04's own tryboot kernel
+/// updates on p2 keep working; k8r's switch is the persistent `boot_partition`.
+pub fn autoboot(boot_partition: u8) -> String {
+    Autoboot::render_normal(boot_partition, true)
+}
+
+/// Which modules of the base kernel go into the initramfs: required ones must exist (or be
+/// built in), optional ones are taken when present. Returns relative `.ko` paths in load
+/// order, and the names skipped.
+pub fn module_closure(
+    modules_dep: &str,
+    modules_builtin: &str,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let deps = ModuleDeps::parse(modules_dep)
+        .map_err(|e| format!("modules.dep: {e}"))?
+        .with_builtin(modules_builtin);
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut skipped = Vec::new();
+    for name in REQUIRED_MODULES {
+        if !deps.contains(name) && !deps.is_builtin(name) {
+            return Err(format!(
+                "the base kernel has no module {name} (neither in modules.dep nor built in)"
+            ));
+        }
+        wanted.push(name);
+    }
+    for name in OPTIONAL_MODULES {
+        if deps.contains(name) || deps.is_builtin(name) {
+            wanted.push(name);
+        } else {
+            skipped.push((*name).to_owned());
+        }
+    }
+    let closure = deps.closure(&wanted).map_err(|e| e.to_string())?;
+    Ok((closure, skipped))
+}
+
+/// Builds the recovery initramfs (gzip'ed newc): `/init` = the installer, the modules with
+/// `/lib/modules/load-order`, `/dev/console`.
+pub fn initramfs(
+    installer: &[u8],
+    modules: &[(String, Vec<u8>)],
+    epoch: u32,
+) -> Result<Vec<u8>, initramfs::ArchiveError> {
+    let mut a = Archive::new().with_mtime(epoch);
+    for dir in ["dev", "proc", "sys", "tmp", "mnt"] {
+        a.add_dir(dir, 0o755)?;
+    }
+    a.add_char_device("dev/console", 0o600, 5, 1)?;
+    a.add_file("init", 0o755, installer.to_vec())?;
+    let mut order = String::new();
+    let mut seen = BTreeSet::new();
+    for (rel, data) in modules {
+        if seen.insert(rel.clone()) {
+            a.add_file(&format!("lib/modules/{rel}"), 0o644, data.clone())?;
+            order.push_str(rel);
+            order.push('\n');
+        }
+    }
+    a.add_file("lib/modules/load-order", 0o644, order)?;
+    Ok(a.to_newc_gzip())
+}
+
+/// Firmware files copied from the base boot partition's top level: the bootloader stages,
+/// GPU firmware and their fixups (pi-boot.md §1).
+pub fn is_firmware_file(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "bootcode.bin"
+        || (n.starts_with("start") && n.ends_with(".elf"))
+        || (n.starts_with("fixup") && n.ends_with(".dat"))
+}
+
+/// Device trees: `*.dtb` in the effective boot directory.
+pub fn is_dtb(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".dtb")
+}
+
+/// Size for p1: its content plus room for a staged update (a second copy of the artefacts)
+/// and slack, at least 256 MiB, rounded up to 1 MiB.
+pub fn partition_size(boot_files: u64, artefacts: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    let want = boot_files + 2 * artefacts + artefacts / 4 + 32 * MIB;
+    want.max(256 * MIB).div_ceil(MIB) * MIB
+}
+
+/// Whether `dir` looks like it holds a kernel modules tree for `release`.
+pub fn modules_dir_candidates(release: &str) -> [String; 2] {
+    [
+        format!("/usr/lib/modules/{release}"),
+        format!("/lib/modules/{release}"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEP: &str = "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\n\
+kernel/lib/crc16.ko:\nkernel/fs/jbd2/jbd2.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n\
+kernel/fs/fat/fat.ko:\nkernel/fs/nls/nls_cp437.ko:\nkernel/fs/nls/nls_iso8859-1.ko:\n\
+kernel/drivers/mmc/host/sdhci-iproc.ko: kernel/drivers/mmc/host/sdhci.ko\nkernel/drivers/mmc/host/sdhci.ko:\n";
+
+    #[test]
+    fn closure_takes_required_and_present_optional() {
+        let (closure, skipped) =
+            module_closure(DEP, "kernel/drivers/mmc/core/mmc_block.ko\n").expect("closure");
+        assert!(closure.iter().any(|p| p.ends_with("ext4.ko")));
+        let jbd2 = closure
+            .iter()
+            .position(|p| p.ends_with("jbd2.ko"))
+            .expect("jbd2");
+        let ext4 = closure
+            .iter()
+            .position(|p| p.ends_with("ext4.ko"))
+            .expect("ext4");
+        assert!(jbd2 < ext4, "dependencies first: {closure:?}");
+        assert!(closure.iter().any(|p| p.ends_with("sdhci-iproc.ko")));
+        assert!(skipped.contains(&"bcm2835_wdt".to_owned()));
+        assert!(
+            !skipped.contains(&"mmc_block".to_owned()),
+            "built in counts as present"
+        );
+    }
+
+    #[test]
+    fn missing_required_module_is_named() {
+        let err = module_closure("kernel/fs/ext4/ext4.ko:\n", "").expect_err("no vfat");
+        assert!(err.contains("vfat"), "{err}");
+    }
+
+    #[test]
+    fn autoboot_points_at_the_partition_and_keeps_tryboot_a_b() {
+        let text = autoboot(1);
+        let parsed = Autoboot::parse(text.as_bytes()).expect("parse");
+        assert_eq!(parsed.boot_partition(false), Some(1));
+        assert!(parsed.tryboot_a_b(false));
+        assert!(text.len() < 512);
+    }
+
+    #[test]
+    fn firmware_names() {
+        for n in [
+            "bootcode.bin",
+            "start4.elf",
+            "start_cd.elf",
+            "fixup4x.dat",
+            "FIXUP.DAT",
+        ] {
+            assert!(is_firmware_file(n), "{n}");
+        }
+        for n in ["config.txt", "vmlinuz", "start.txt"] {
+            assert!(!is_firmware_file(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn size_leaves_room_for_a_staged_update() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(partition_size(10 * MIB, 10 * MIB), 256 * MIB);
+        let big = partition_size(100 * MIB, 800 * MIB);
+        assert!(big >= 100 * MIB + 1600 * MIB, "{big}");
+        assert_eq!(big % MIB, 0);
+    }
+}

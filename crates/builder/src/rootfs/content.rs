@@ -1,0 +1,369 @@
+//! What k8r adds to the vendor root: the Kubernetes node binaries, their systemd units and
+//! drop-ins, host settings for Kubernetes networking, the node agent and its configuration.
+//! File contents follow kubernetes-node.md §2 (K-INSTALL, REL-TPL, CTRD).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::image::ImageError;
+
+use super::plan::{Op, RootPlan};
+
+/// Where each downloaded piece is on the build host.
+#[derive(Debug, Clone)]
+pub struct NodeBinaries {
+    /// `kubeadm` binary.
+    pub kubeadm: PathBuf,
+    /// `kubelet` binary.
+    pub kubelet: PathBuf,
+    /// `kubectl` binary.
+    pub kubectl: PathBuf,
+    /// `runc.<arch>` binary.
+    pub runc: PathBuf,
+    /// `containerd-<v>-linux-<arch>.tar.gz`.
+    pub containerd_tgz: PathBuf,
+    /// `cni-plugins-linux-<arch>-v<v>.tgz`.
+    pub cni_plugins_tgz: PathBuf,
+    /// `crictl-v<v>-linux-<arch>.tar.gz`.
+    pub crictl_tgz: PathBuf,
+    /// The CNI manifest (calico.yaml or kube-flannel.yml) and its name in the image.
+    pub cni_manifest: (PathBuf, String),
+}
+
+/// Text that goes into the image.
+#[derive(Debug, Clone)]
+pub struct NodeTexts {
+    /// Canonical `variables.cfg` baked at `/usr/lib/k8r/variables.cfg`.
+    pub variables_cfg: String,
+    /// `/usr/lib/k8r/build-info` (build id, versions).
+    pub build_info: String,
+    /// containerd's major version (2.x uses config version 3, 1.x version 2).
+    pub containerd_major: u32,
+}
+
+/// The k8r agent's path; a placeholder until the node-agent issue lands.
+pub const AGENT: &str = "/usr/local/bin/k8r";
+
+const AGENT_PLACEHOLDER: &str = r#"#!/bin/sh
+# PLACEHOLDER for the k8r node agent: the real agent (first boot, kubeadm init/join/upgrade,
+# update-image, reinstall) lands with the node-agent issue. This script only says so.
+echo "k8r: this is the placeholder node agent; the real one lands with the node-agent issue (asked: $*)" >&2
+exit 1
+"#;
+
+const AGENT_UNIT: &str = "\
+[Unit]
+Description=k8r node agent: first boot, cluster bootstrap or join, upgrades
+Wants=network-online.target time-sync.target
+After=network-online.target time-sync.target containerd.service
+ConditionPathExists=/usr/lib/k8r/variables.cfg
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/k8r boot
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const KUBELET_UNIT: &str = "\
+[Unit]
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const KUBEADM_DROPIN: &str = "\
+# Note: this dropin only works with kubeadm and kubelet v1.11+ (k8r-generated; paths per the
+# kubernetes/release templates, binaries in /usr/local/bin)
+[Service]
+Environment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"
+Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+";
+
+const CONTAINERD_UNIT: &str = "\
+[Unit]
+Description=containerd container runtime
+Documentation=https://containerd.io
+After=network.target dbus.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const CONTAINERD_CONFIG_V3: &str = "\
+# k8r: containerd 2.x, systemd cgroup driver (kubelet uses systemd too)
+version = 3
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+  SystemdCgroup = true
+";
+
+const CONTAINERD_CONFIG_V2: &str = "\
+# k8r: containerd 1.x, systemd cgroup driver (kubelet uses systemd too)
+version = 2
+[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+";
+
+const CRICTL_YAML: &str = "runtime-endpoint: unix:///run/containerd/containerd.sock\n";
+
+const MODULES_LOAD: &str = "# k8r: Kubernetes networking\noverlay\nbr_netfilter\n";
+
+const SYSCTL: &str = "\
+# k8r: Kubernetes networking (kubeadm preflight needs ip_forward)
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+";
+
+/// The seed's operator scripts, now thin wrappers around the agent.
+const TASKS: &[(&str, &str)] = &[
+    ("update_image_partition.sh", "update-image"),
+    ("set_reinstall_mode.sh", "reinstall"),
+];
+
+/// Stages every file under `staging` and returns the plan that puts them in the image.
+pub fn stage(
+    staging: &Path,
+    bins: &NodeBinaries,
+    texts: &NodeTexts,
+) -> Result<RootPlan, ImageError> {
+    let mut plan = RootPlan::default();
+    let mut n = 0usize;
+    let mut file =
+        |plan: &mut RootPlan, path: &str, mode: u32, data: &[u8]| -> Result<(), ImageError> {
+            n += 1;
+            let local = staging.join(format!("{n:04}"));
+            std::fs::write(&local, data).map_err(|source| ImageError::Io {
+                path: local.clone(),
+                source,
+            })?;
+            plan.push(Op::File {
+                path: path.to_owned(),
+                mode,
+                source: local,
+            });
+            Ok(())
+        };
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| ImageError::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+
+    // Kubernetes binaries (K-INSTALL "without a package manager": /usr/local/bin).
+    for (name, src) in [
+        ("kubeadm", &bins.kubeadm),
+        ("kubelet", &bins.kubelet),
+        ("kubectl", &bins.kubectl),
+    ] {
+        file(
+            &mut plan,
+            &format!("/usr/local/bin/{name}"),
+            0o755,
+            &read(src)?,
+        )?;
+    }
+    file(&mut plan, "/usr/local/sbin/runc", 0o755, &read(&bins.runc)?)?;
+    for (name, data) in tar_files(&bins.containerd_tgz)? {
+        file(&mut plan, &format!("/usr/local/bin/{name}"), 0o755, &data)?;
+    }
+    for (name, data) in tar_files(&bins.crictl_tgz)? {
+        file(&mut plan, &format!("/usr/local/bin/{name}"), 0o755, &data)?;
+    }
+    plan.push(Op::Dir {
+        path: "/opt/cni/bin".into(),
+        mode: 0o755,
+    });
+    for (name, data) in tar_files(&bins.cni_plugins_tgz)? {
+        file(&mut plan, &format!("/opt/cni/bin/{name}"), 0o755, &data)?;
+    }
+
+    // Units and configuration.
+    file(
+        &mut plan,
+        "/usr/lib/systemd/system/kubelet.service",
+        0o644,
+        KUBELET_UNIT.as_bytes(),
+    )?;
+    file(
+        &mut plan,
+        "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        0o644,
+        KUBEADM_DROPIN.as_bytes(),
+    )?;
+    file(
+        &mut plan,
+        "/etc/default/kubelet",
+        0o644,
+        b"KUBELET_EXTRA_ARGS=\n",
+    )?;
+    file(
+        &mut plan,
+        "/usr/local/lib/systemd/system/containerd.service",
+        0o644,
+        CONTAINERD_UNIT.as_bytes(),
+    )?;
+    let containerd_config = if texts.containerd_major >= 2 {
+        CONTAINERD_CONFIG_V3
+    } else {
+        CONTAINERD_CONFIG_V2
+    };
+    file(
+        &mut plan,
+        "/etc/containerd/config.toml",
+        0o644,
+        containerd_config.as_bytes(),
+    )?;
+    file(&mut plan, "/etc/crictl.yaml", 0o644, CRICTL_YAML.as_bytes())?;
+    file(
+        &mut plan,
+        "/etc/modules-load.d/k8s.conf",
+        0o644,
+        MODULES_LOAD.as_bytes(),
+    )?;
+    file(
+        &mut plan,
+        "/etc/sysctl.d/60-k8s.conf",
+        0o644,
+        SYSCTL.as_bytes(),
+    )?;
+    for dir in [
+        "/etc/kubernetes/manifests",
+        "/var/lib/kubelet",
+        "/var/spool/k8r",
+    ] {
+        plan.push(Op::Dir {
+            path: dir.into(),
+            mode: 0o755,
+        });
+    }
+    // kubelet refuses to start with swap on (K-INSTALL): mask swap units.
+    plan.push(Op::Symlink {
+        path: "/etc/systemd/system/swap.target".into(),
+        target: "/dev/null".into(),
+    });
+
+    // The node agent (placeholder binary for now), its unit, the seed's task scripts.
+    file(&mut plan, AGENT, 0o755, AGENT_PLACEHOLDER.as_bytes())?;
+    file(
+        &mut plan,
+        "/etc/systemd/system/k8r-node.service",
+        0o644,
+        AGENT_UNIT.as_bytes(),
+    )?;
+    plan.push(Op::Dir {
+        path: "/usr/lib/k8r".into(),
+        mode: 0o755,
+    });
+    file(
+        &mut plan,
+        "/usr/lib/k8r/variables.cfg",
+        0o600,
+        texts.variables_cfg.as_bytes(),
+    )?;
+    file(
+        &mut plan,
+        "/usr/lib/k8r/build-info",
+        0o644,
+        texts.build_info.as_bytes(),
+    )?;
+    let (manifest, name) = &bins.cni_manifest;
+    file(
+        &mut plan,
+        &format!("/usr/lib/k8r/cni/{name}"),
+        0o644,
+        &read(manifest)?,
+    )?;
+    for (script, verb) in TASKS {
+        let body = format!("#!/bin/sh\n# k8r: kept for the seed's users; the agent does the work.\nexec {AGENT} {verb} \"$@\"\n");
+        file(
+            &mut plan,
+            &format!("/usr/lib/k8r/tasks/{script}"),
+            0o755,
+            body.as_bytes(),
+        )?;
+    }
+
+    // Enable the services (what `systemctl enable` would link).
+    for (unit, target) in [
+        (
+            "containerd.service",
+            "/usr/local/lib/systemd/system/containerd.service",
+        ),
+        ("kubelet.service", "/usr/lib/systemd/system/kubelet.service"),
+        ("k8r-node.service", "/etc/systemd/system/k8r-node.service"),
+    ] {
+        plan.push(Op::Symlink {
+            path: format!("/etc/systemd/system/multi-user.target.wants/{unit}"),
+            target: target.into(),
+        });
+    }
+    Ok(plan)
+}
+
+/// Regular files of a `.tar.gz`, by base name, in archive order. Only names are used (never
+/// the archive's paths), so nothing can land outside the intended directory.
+pub fn tar_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
+    let io = |source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry
+            .path()
+            .map_err(io)?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.is_empty() || name.starts_with('.') {
+            continue;
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(io)?;
+        out.push((name, data));
+    }
+    if out.is_empty() {
+        return Err(ImageError::Layout(format!(
+            "{}: archive holds no files",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
