@@ -43,6 +43,7 @@ impl Tally {
 pub fn run(cargo_args: &[String]) -> Result<()> {
     setup::run()?;
     fixtures::run().context("building fixtures")?;
+    build_binaries()?;
     let mut tally = Tally::default();
     for (name, args) in [
         ("cargo fmt --check", vec!["fmt", "--all", "--", "--check"]),
@@ -96,6 +97,40 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed > 0 {
         bail!("{} failed", tally.failed);
+    }
+    Ok(())
+}
+
+/// Builds what the tests run as programs: the static aarch64 recovery installer (it goes into
+/// the recovery initramfs) and the `k8r-builder` binary (run under another uid).
+pub fn build_binaries() -> Result<()> {
+    for (what, args) in [
+        (
+            "the recovery installer (aarch64-musl)",
+            vec![
+                "build",
+                "--release",
+                "-p",
+                "k8r-installer",
+                "--target",
+                "aarch64-unknown-linux-musl",
+            ],
+        ),
+        (
+            "k8r-builder",
+            vec!["build", "-p", "builder", "--bin", "k8r-builder"],
+        ),
+    ] {
+        log::info!("build: {what}");
+        let ok = Command::new(cargo())
+            .current_dir(root())
+            .args(&args)
+            .status()
+            .with_context(|| format!("building {what}"))?
+            .success();
+        if !ok {
+            bail!("building {what} failed");
+        }
     }
     Ok(())
 }

@@ -81,6 +81,13 @@ pub fn test_config(server: &http::FileServer, base: &Path, extra: &str) -> Strin
     )
 }
 
+/// One 127.0.0.1 server for the fixture artefacts, shared by all tests of a test binary (so
+/// builds that should be identical also see the same URLs).
+pub fn mirror_server() -> &'static http::FileServer {
+    static SERVER: std::sync::OnceLock<http::FileServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| http::FileServer::start(&mirror()).expect("file server"))
+}
+
 /// The fixture artefact tree (`target/fixtures/mirror`).
 pub fn mirror() -> PathBuf {
     let dir = fixtures_dir().join("mirror");
@@ -109,9 +116,12 @@ pub struct Built {
 /// artefacts; `extra` lines go into variables.cfg. xz preset 0 keeps tests fast.
 pub fn assemble_card(test: &str, fixture_name: &str, extra: &str) -> Built {
     let dir = scratch(test);
-    let server = http::FileServer::start(&mirror()).expect("file server");
     let config = dir.join("variables.cfg");
-    std::fs::write(&config, test_config(&server, &fixture(fixture_name), extra)).expect("config");
+    std::fs::write(
+        &config,
+        test_config(mirror_server(), &fixture(fixture_name), extra),
+    )
+    .expect("config");
     let report = build_with(&dir, &config, &dir.join("images")).expect("assemble");
     Built {
         images: dir.join("images"),

@@ -1,0 +1,288 @@
+//! The `k8r-builder` program as a user meets it: bad configurations refused with the file,
+//! line and fix; a tampered download refused and not cached; `inject` changing only what it
+//! says; `inspect`; and a whole build as an unprivileged user.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use builder::image::card::extract_partition;
+use k8r_tests::{
+    assemble_card, build_with, fat_partition, fixture, installer, mirror, mirror_server, scratch,
+    test_config, BASE_2404, TEST_EPOCH,
+};
+
+fn builder_bin() -> PathBuf {
+    let path = k8r_qemu::assets::target_dir().join("debug/k8r-builder");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test` (or `cargo build -p builder`)",
+        path.display()
+    );
+    path
+}
+
+fn run_builder(args: &[&str], dir: &Path) -> Output {
+    Command::new(builder_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string())
+        .output()
+        .expect("run k8r-builder")
+}
+
+#[test]
+fn help_explains_the_subcommands() {
+    let out = run_builder(&["--help"], Path::new("."));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["assemble", "inject", "inspect"] {
+        assert!(text.contains(word), "{text}");
+    }
+    let out = run_builder(&["assemble", "--help"], Path::new("."));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--base-image",
+        "--offline",
+        "--trust-unpinned-manifest",
+        "--xz-preset",
+    ] {
+        assert!(text.contains(flag), "{flag}: {text}");
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused_with_file_line_and_fix() {
+    let dir = scratch("cli-bad-config");
+    let base = fixture(BASE_2404);
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "K8S_VERSION=\"v1.31.2\"",
+            &["variables.cfg:2", "K8S_VERSION", "no \"v\" prefix"],
+        ),
+        (
+            "POD_NETWORK_CIDR=\"10.244.1.0/16\"",
+            &["variables.cfg:3", "POD_NETWORK_CIDR", "10.244.0.0/16"],
+        ),
+        (
+            "CNI_TYPE=\"weave\"",
+            &["variables.cfg:3", "CNI_TYPE", "weave"],
+        ),
+        ("TOKEN_TTL=\"forever\"", &["variables.cfg:3", "TOKEN_TTL"]),
+        (
+            "HTTP_IMAGE_URL=\"ftp://x/\"",
+            &["variables.cfg:3", "HTTP_IMAGE_URL"],
+        ),
+        (
+            "KUBEADM_JOIN_STRING=\"kubeadm join 1.2.3.4:6443 --token bad\"",
+            &["variables.cfg:3", "--token"],
+        ),
+    ];
+    for (line, wants) in cases {
+        let cfg = if line.starts_with("K8S_VERSION") {
+            format!("IMAGE=\"{}\"\n{line}\n", base.display())
+        } else {
+            format!(
+                "IMAGE=\"{}\"\nK8S_VERSION=\"1.31.2\"\n{line}\n",
+                base.display()
+            )
+        };
+        std::fs::write(dir.join("variables.cfg"), cfg).expect("write");
+        let out = run_builder(&["assemble", "--out", "images"], &dir);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{line} must be refused");
+        for want in *wants {
+            assert!(err.contains(want), "{line}: {want:?} missing from: {err}");
+        }
+        assert!(
+            !dir.join("images").exists(),
+            "nothing is written for a bad config"
+        );
+    }
+    std::fs::write(
+        dir.join("variables.cfg"),
+        format!("IMAGE=\"{}\"\nK8S_VERSION=\"1.31.2\"\n", base.display()),
+    )
+    .expect("write");
+    std::fs::write(dir.join("password_hash"), "hunter2\n").expect("write");
+    let out = run_builder(&["assemble"], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("password_hash") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_download_with_the_wrong_digest_is_refused_and_not_cached() {
+    let dir = scratch("cli-bad-digest");
+    let tampered = dir.join("mirror");
+    copy_dir(&mirror(), &tampered);
+    let kubeadm = tampered.join("k8s/v1.31.2/bin/linux/arm64/kubeadm");
+    std::fs::write(&kubeadm, "#!/bin/sh\necho tampered\n").expect("tamper");
+    let server = k8r_tests::http::FileServer::start(&tampered).expect("server");
+    let config = dir.join("variables.cfg");
+    std::fs::write(&config, test_config(&server, &fixture(BASE_2404), "")).expect("config");
+    let err = build_with(&dir, &config, &dir.join("images")).expect_err("tampered kubeadm");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("kubeadm") && msg.contains("expected"), "{msg}");
+    let cached: Vec<String> = std::fs::read_dir(dir.join("cache"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !cached
+            .iter()
+            .any(|n| n.starts_with("kubeadm") && !n.ends_with(".sha256")),
+        "kubeadm must not be cached: {cached:?}"
+    );
+    assert!(!dir.join("images/bootable_image.img").exists());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn inject_changes_only_the_node_configuration() {
+    let built = assemble_card("cli-inject", BASE_2404, "");
+    let before = scratch("cli-inject-before");
+    for n in [2u8, 4] {
+        extract_partition(&built.card, n, &before.join(format!("p{n}"))).expect("extract");
+    }
+    let store_before = fat_partition(&built.card, 1)
+        .expect("p1")
+        .read("k8r/images/current/image.img.xz")
+        .expect("xz");
+    let join = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let config = built.dir.join("worker.cfg");
+    std::fs::write(
+        &config,
+        test_config(
+            mirror_server(),
+            &fixture(BASE_2404),
+            &format!("KUBEADM_JOIN_STRING=\"{join}\"\n"),
+        ),
+    )
+    .expect("config");
+    let card = built.card.to_string_lossy().into_owned();
+    let cfg = config.to_string_lossy().into_owned();
+    let out = run_builder(&["inject", "--image", &card, "--config", &cfg], &built.dir);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("set KUBEADM_JOIN_STRING"), "{report}");
+    assert!(
+        !report.contains("0123456789abcdef --"),
+        "the token is not printed: {report}"
+    );
+
+    let p1 = fat_partition(&built.card, 1).expect("p1");
+    let node =
+        String::from_utf8(p1.read("k8r/node/variables.cfg").expect("node cfg")).expect("utf8");
+    assert!(node.contains(join), "{node}");
+    let after = scratch("cli-inject-after");
+    extract_partition(&built.card, 3, &after.join("p3")).expect("p3");
+    let root_cfg = builder::image::ext4::read_file(&after.join("p3"), "/usr/lib/k8r/variables.cfg")
+        .expect("cfg");
+    assert!(String::from_utf8_lossy(&root_cfg).contains(join));
+    for n in [2u8, 4] {
+        extract_partition(&built.card, n, &after.join(format!("p{n}"))).expect("extract");
+        assert!(
+            std::fs::read(before.join(format!("p{n}"))).expect("b")
+                == std::fs::read(after.join(format!("p{n}"))).expect("a"),
+            "p{n} must not change"
+        );
+    }
+    assert!(
+        p1.read("k8r/images/current/image.img.xz").expect("xz") == store_before,
+        "the store is untouched"
+    );
+    let out = run_builder(&["inspect", &card], &built.dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("K8R-RECOVER") && text.contains("next boot: partition 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stored image: build") && !text.contains("0123456789abcdef --"),
+        "{text}"
+    );
+}
+
+#[test]
+fn assemble_runs_as_an_unprivileged_user() {
+    let dir = scratch("cli-unprivileged");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let config = dir.join("variables.cfg");
+    std::fs::write(
+        &config,
+        test_config(mirror_server(), &fixture(BASE_2404), ""),
+    )
+    .expect("config");
+    let installer = installer().to_string_lossy().into_owned();
+    let args = [
+        "assemble",
+        "--config",
+        "variables.cfg",
+        "--out",
+        "images",
+        "--installer",
+        &installer,
+        "--cache-dir",
+        "cache",
+        "--trust-unpinned-manifest",
+        "--xz-preset",
+        "0",
+    ];
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let out = if root {
+        // As root, drop to nobody:nogroup for the whole build.
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(builder_bin())
+            .args(args)
+            .current_dir(&dir)
+            .env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string())
+            .env("HOME", &dir)
+            .output()
+            .expect("setpriv")
+    } else {
+        run_builder(&args, &dir)
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card = dir.join("images/bootable_image.img");
+    let meta = std::fs::metadata(&card).expect("card");
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.uid(), 65534, "written by the unprivileged user");
+    }
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("time per step") && table.contains("total"),
+        "{table}"
+    );
+}
