@@ -1,42 +1,78 @@
-//! `cargo xtask demo`: the story so far, for a newcomer. Today: boot the Ubuntu 26.04-shaped
-//! fixture card the way a Pi 4's firmware would, show its console, run a command, power off.
+//! `cargo xtask demo`: the story so far, for a newcomer.
+//!
+//! 1. Build a golden card with `k8r-builder assemble` from the Ubuntu 26.04-shaped fixture and
+//!    an example configuration; the Kubernetes downloads come from a 127.0.0.1 server playing
+//!    dl.k8s.io and GitHub (fixture stand-ins, checked against their published digests).
+//! 2. `k8r-builder inspect` the card.
+//! 3. Boot it in QEMU the way a Pi 4's firmware would: `autoboot.txt` sends the first boot to
+//!    the recovery partition, whose initramfs runs the k8r installer (today: its first stage,
+//!    which finds the card and reports).
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use k8r_qemu::assets::target_dir;
 use k8r_qemu::{Machine, MachineConfig, Profile};
+use k8r_tests::http::FileServer;
 
-use crate::{fixtures, setup};
+use crate::{fixtures, root, setup, test};
+
+fn say(text: &str) {
+    println!("\n\x1b[1m== {text}\x1b[0m");
+}
 
 /// Runs the demo.
 pub fn run() -> Result<()> {
     setup::run()?;
-    let images = fixtures::run()?;
-    let base = images.first().context("no fixture image")?;
-    let card = target_dir().join("demo").join("card.img");
-    std::fs::create_dir_all(card.parent().context("card path")?)?;
-    std::fs::copy(base, &card).with_context(|| format!("copying {}", base.display()))?;
-    println!(
-        "\n== k8r demo: booting {} (a copy of the Ubuntu 26.04-shaped fixture)",
-        card.display()
+    fixtures::run()?;
+    test::build_binaries()?;
+    let dir = target_dir().join("demo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let server = FileServer::start(&fixtures::mirror_dir()).context("starting the artefact server")?;
+    let base = k8r_qemu::assets::fixtures_dir().join("base-arm64.img");
+    let config = k8r_tests::test_config(
+        &server,
+        &base,
+        "CONTROL_PLANE_ENDPOINT=\"k8s-master.lan:6443\"\nPOD_NETWORK_CIDR=\"10.244.0.0/16\"\n",
     );
-    println!(
-        "== the harness reads the card's MBR and FAT, applies the Pi firmware model, starts QEMU\n"
-    );
-    let mut cfg = MachineConfig::new("demo", &card, Profile::Virt);
+    std::fs::write(dir.join("variables.cfg"), &config)?;
+    say("1. k8r-builder assemble: vendor image + variables.cfg -> golden card and upgrade artefacts");
+    println!("variables.cfg:\n{config}");
+    let builder = target_dir().join("debug/k8r-builder");
+    let installer = target_dir().join("aarch64-unknown-linux-musl/release/k8r-installer");
+    let status = Command::new(&builder)
+        .current_dir(&dir)
+        .args(["assemble", "--config", "variables.cfg", "--out", "images", "--cache-dir", "cache"])
+        .args(["--trust-unpinned-manifest", "--xz-preset", "1", "--installer"])
+        .arg(&installer)
+        .status()
+        .context("running k8r-builder")?;
+    if !status.success() {
+        bail!("k8r-builder assemble failed");
+    }
+    let card = dir.join("images/bootable_image.img");
+    say("2. k8r-builder inspect images/bootable_image.img");
+    Command::new(&builder).arg("inspect").arg(&card).status()?;
+    say("3. first boot: the firmware model reads autoboot.txt and boots the recovery partition");
+    boot(&card)?;
+    say("demo done");
+    println!("outputs in {}; console transcript in {}", dir.join("images").display(), root().join("target/qemu/demo/console.log").display());
+    Ok(())
+}
+
+fn boot(card: &Path) -> Result<()> {
+    let mut cfg = MachineConfig::new("demo", card, Profile::Virt);
     cfg.echo = true;
     let mut vm = Machine::start(cfg)?;
-    let boot = vm.boots().first().context("no boot")?.choice.clone();
-    vm.expect("K8R-FIXTURE-ROOT", Duration::from_secs(120))?;
-    vm.expect("# ", Duration::from_secs(30))?;
-    vm.send("cat /etc/os-release; uname -r; ls /boot/firmware; echo DEMO-DONE")?;
-    vm.expect("DEMO-DONE\r", Duration::from_secs(30))
-        .or_else(|_| vm.expect("DEMO-DONE", Duration::from_secs(5)))?;
-    vm.send("poweroff")?;
+    vm.expect("K8R-RECOVERY: marker done", Duration::from_secs(180))?;
     vm.wait_for_poweroff(Duration::from_secs(60))?;
-    println!("\n== demo done: the firmware model chose partition {} via {} (os_prefix {:?}), kernel {}, initramfs {:?}",
-        boot.partition, boot.config_file, boot.os_prefix, boot.kernel, boot.initramfs);
-    println!("== transcript: {}", vm.transcript_path().display());
+    let boot = &vm.boots().first().context("no boot")?.choice;
+    println!(
+        "\nfirmware model: partition {} via {} -> kernel {}, initramfs {:?}, cmdline {:?}",
+        boot.partition, boot.config_file, boot.kernel, boot.initramfs, boot.cmdline
+    );
     Ok(())
 }
