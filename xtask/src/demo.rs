@@ -31,7 +31,8 @@ pub fn run() -> Result<()> {
     let dir = target_dir().join("demo");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let server = FileServer::start(&fixtures::mirror_dir()).context("starting the artefact server")?;
+    let server =
+        FileServer::start(&fixtures::mirror_dir()).context("starting the artefact server")?;
     let base = k8r_qemu::assets::fixtures_dir().join("base-arm64.img");
     let config = k8r_tests::test_config(
         &server,
@@ -45,8 +46,21 @@ pub fn run() -> Result<()> {
     let installer = target_dir().join("aarch64-unknown-linux-musl/release/k8r-installer");
     let status = Command::new(&builder)
         .current_dir(&dir)
-        .args(["assemble", "--config", "variables.cfg", "--out", "images", "--cache-dir", "cache"])
-        .args(["--trust-unpinned-manifest", "--xz-preset", "1", "--installer"])
+        .args([
+            "assemble",
+            "--config",
+            "variables.cfg",
+            "--out",
+            "images",
+            "--cache-dir",
+            "cache",
+        ])
+        .args([
+            "--trust-unpinned-manifest",
+            "--xz-preset",
+            "1",
+            "--installer",
+        ])
         .arg(&installer)
         .status()
         .context("running k8r-builder")?;
@@ -59,7 +73,11 @@ pub fn run() -> Result<()> {
     say("3. first boot: the firmware model reads autoboot.txt and boots the recovery partition");
     boot(&card)?;
     say("demo done");
-    println!("outputs in {}; console transcript in {}", dir.join("images").display(), root().join("target/qemu/demo/console.log").display());
+    println!(
+        "outputs in {}; console transcript in {}",
+        dir.join("images").display(),
+        root().join("target/qemu/demo/console.log").display()
+    );
     Ok(())
 }
 

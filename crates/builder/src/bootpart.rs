@@ -23,7 +23,7 @@ pub fn edit_cmdline(text: &str) -> String {
     if !has_serial {
         // Appending keeps any `console=tty1`; the last console is /dev/console, so the serial
         // one becomes primary, which is what a headless node wants.
-        cmdline.set("console", SERIAL_CONSOLE);
+        cmdline.append_flag(&format!("console={SERIAL_CONSOLE}"));
     }
     for (key, value) in CGROUP_FLAGS {
         cmdline.remove(key);
