@@ -49,7 +49,9 @@ pub fn fetch() -> Result<()> {
 }
 
 fn complete(assets: &Assets) -> bool {
-    assets.vmlinuz().is_ok()
+    let wanted = std::fs::read_to_string(assets.dir.join("modules.wanted")).unwrap_or_default();
+    wanted == GUEST_MODULES.join("\n")
+        && assets.vmlinuz().is_ok()
         && assets.busybox().is_ok()
         && assets.modules_dir().is_ok()
         && GUEST_DTBS.iter().all(|d| assets.dtb(d).is_ok())
@@ -101,6 +103,8 @@ fn install(assets: &Assets, extract: &Path, version: &str) -> Result<()> {
             .arg(&kept_root)
             .arg(version),
     )?;
+    std::fs::write(dir.join("modules.wanted"), GUEST_MODULES.join("\n"))
+        .context("writing modules.wanted")?;
     std::fs::write(dir.join("version"), format!("{version}\n")).context("writing version")?;
     Ok(())
 }

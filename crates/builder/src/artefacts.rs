@@ -217,6 +217,49 @@ fn hash_range(file: &Path, offset: u64, length: u64) -> Result<String, ImageErro
     Ok(hex(&h.finalize()))
 }
 
+/// Makes every byte outside `used` (sorted, non-overlapping `(offset, length)` extents) zero,
+/// writing only where something non-zero is found. Free blocks of a vendor image can hold old
+/// data; the installer skips free space and insists it is zero in the stream. Returns the
+/// bytes zeroed.
+pub fn zero_outside(file: &Path, used: &[(u64, u64)], total: u64) -> Result<u64, ImageError> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .map_err(io_err(file))?;
+    let mut gaps = Vec::new();
+    let mut pos = 0u64;
+    for &(offset, length) in used {
+        if offset > pos {
+            gaps.push((pos, offset - pos));
+        }
+        pos = pos.max(offset + length);
+    }
+    if total > pos {
+        gaps.push((pos, total - pos));
+    }
+    let mut zeroed = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let zeros = vec![0u8; 1 << 20];
+    for (start, length) in gaps {
+        let mut at = start;
+        while at < start + length {
+            let n =
+                usize::try_from((start + length - at).min(buf.len() as u64)).unwrap_or(buf.len());
+            f.seek(SeekFrom::Start(at)).map_err(io_err(file))?;
+            f.read_exact(&mut buf[..n]).map_err(io_err(file))?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                f.seek(SeekFrom::Start(at)).map_err(io_err(file))?;
+                f.write_all(&zeros[..n]).map_err(io_err(file))?;
+                zeroed += n as u64;
+            }
+            at += n as u64;
+        }
+    }
+    f.sync_all().map_err(io_err(file))?;
+    Ok(zeroed)
+}
+
 /// SHA-256 of a whole file.
 pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
     let mut f = File::open(path).map_err(io_err(path))?;
@@ -264,6 +307,25 @@ mod tests {
         let back = crate::process::run(std::process::Command::new("xz").args(["-dc"]).arg(&one))
             .expect("xz -d");
         assert!(back.stdout == data);
+    }
+
+    #[test]
+    fn free_space_is_zeroed_and_used_bytes_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        std::fs::write(&f, vec![0xA5u8; 3 << 20]).expect("write");
+        let used = [(1 << 20, 4096)];
+        let zeroed = zero_outside(&f, &used, 3 << 20).expect("zero");
+        assert_eq!(zeroed, (3 << 20) - 4096);
+        let data = std::fs::read(&f).expect("read");
+        assert!(data[..1 << 20].iter().all(|&b| b == 0));
+        assert!(data[1 << 20..(1 << 20) + 4096].iter().all(|&b| b == 0xA5));
+        assert!(data[(1 << 20) + 4096..].iter().all(|&b| b == 0));
+        assert_eq!(
+            zero_outside(&f, &used, 3 << 20).expect("again"),
+            0,
+            "nothing left to zero"
+        );
     }
 
     #[test]

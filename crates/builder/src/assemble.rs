@@ -66,6 +66,8 @@ pub struct AssembleOptions {
     pub out_dir: PathBuf,
     /// The recovery installer binary (static, for the target arch).
     pub installer: PathBuf,
+    /// A static busybox for the recovery menu's shell (optional).
+    pub busybox: Option<PathBuf>,
     /// Downloads and cache.
     pub fetcher: Fetcher,
     /// xz preset for `image.img.xz` (0–9).
@@ -157,6 +159,13 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             opts.installer.display()
         ))
     })?;
+    let busybox = match &opts.busybox {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| other(format!("cannot read busybox {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
     let build_id = build_id(epoch, &opts.inputs, &base_sha, &fetched, &installer);
     log::info!("build id {build_id}");
 
@@ -177,7 +186,22 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         )
     })?;
 
-    // 5–6. Artefacts.
+    // 5. Free space of the root must be zero: the installer writes only the used ranges.
+    let used = t.step("zero free space of the root", || {
+        let mut file = std::fs::File::open(&root).map_err(io_err(&root))?;
+        let used = crate::image::used_ranges::used_ranges(&mut file)
+            .map_err(|e| other(format!("{}: {e}", root.display())))?;
+        let zeroed = artefacts::zero_outside(&root, &used.extents, used.total_bytes)?;
+        if zeroed > 0 {
+            log::info!(
+                "zeroed {} MiB of stale data in the root's free space",
+                zeroed >> 20
+            );
+        }
+        Ok::<_, AssembleError>(used)
+    })?;
+
+    // 6. Artefacts.
     let boot_txz = work.join(BOOT_TXZ);
     let boot_digests = t.step("boot.tar.xz", || {
         artefacts::boot_tar_xz(&boot_dir, &boot_txz, epoch, opts.xz_preset)
@@ -189,13 +213,14 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     })?;
 
     // 7. Manifest.
-    let manifest = t.step("used ranges and manifest", || {
+    let manifest = t.step("range digests and manifest", || {
         make_manifest(
             opts,
             &build_id,
             &base,
             shape,
             &root,
+            &used,
             &root_digests,
             &boot_digests,
         )
@@ -213,6 +238,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             &root,
             &release,
             &installer,
+            busybox.as_deref(),
             &[&root_xz, &boot_txz, &manifest_path],
             &recovery_img,
             epoch,
@@ -414,18 +440,17 @@ fn working_boot(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn make_manifest(
     opts: &AssembleOptions,
     build_id: &str,
     base: &BaseImage,
     shape: Shape,
     root: &Path,
+    used: &crate::image::used_ranges::UsedMap,
     root_digests: &Digests,
     boot_digests: &Digests,
 ) -> Result<Manifest, AssembleError> {
-    let mut file = std::fs::File::open(root).map_err(io_err(root))?;
-    let used = crate::image::used_ranges::used_ranges(&mut file)
-        .map_err(|e| other(format!("{}: {e}", root.display())))?;
     let pieces = k8r_manifest::split_ranges(&used.extents, k8r_manifest::MAX_RANGE);
     let digests = artefacts::hash_ranges(root, &pieces, opts.threads)?;
     let ranges = pieces
@@ -480,6 +505,7 @@ fn recovery_partition(
     root: &Path,
     release: &str,
     installer: &[u8],
+    busybox: Option<&[u8]>,
     store: &[&Path],
     out: &Path,
     epoch: u64,
@@ -525,7 +551,7 @@ fn recovery_partition(
     // The recovery initramfs: installer + modules from the base root's own modules.dep.
     let modules = read_modules(root, release, &tree, notes)?;
     let epoch32 = u32::try_from(epoch).unwrap_or(u32::MAX);
-    let initrd = recovery::initramfs(installer, &modules, epoch32)
+    let initrd = recovery::initramfs(installer, busybox, &modules, epoch32)
         .map_err(|e| other(format!("recovery initramfs: {e}")))?;
     put(recovery::INITRAMFS, &initrd)?;
     put("config.txt", recovery::config_txt().as_bytes())?;

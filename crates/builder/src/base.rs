@@ -6,11 +6,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use boot_config::firmware::{select_boot, BootChoice, BootRequest, CardView, Eeprom};
-use boot_config::firmware::{PartitionKind, PartitionView};
+use boot_config::firmware::{DirFiles, PartitionKind, PartitionView};
 use boot_config::mbr::{is_fat_type, Mbr, MbrPartition};
 use boot_config::Board;
 
-use crate::dirfiles::DirFiles;
 use crate::image::fat::FatImage;
 use crate::image::{card, ImageError};
 

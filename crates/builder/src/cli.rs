@@ -54,6 +54,10 @@ pub struct AssembleArgs {
     /// then k8r-installer next to this program.
     #[arg(long, env = "K8R_INSTALLER")]
     pub installer: Option<PathBuf>,
+    /// A static busybox to put in the recovery initramfs for the recovery menu's shell
+    /// (e.g. Debian's busybox-static for arm64). Without it the menu has no shell.
+    #[arg(long, env = "K8R_BUSYBOX")]
+    pub busybox: Option<PathBuf>,
     /// Download cache (default: $XDG_CACHE_HOME/k8r/downloads or ~/.cache/k8r/downloads).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -206,6 +210,7 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
         inputs,
         out_dir: args.out.clone(),
         installer: installer_path(args.installer.as_deref())?,
+        busybox: args.busybox.clone(),
         fetcher,
         xz_preset: args.xz_preset,
         epoch,

@@ -11,7 +11,6 @@ pub mod base;
 pub mod bootpart;
 pub mod cli;
 pub mod config;
-pub mod dirfiles;
 pub mod fetch;
 pub mod image;
 pub mod inject;

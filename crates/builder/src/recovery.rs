@@ -38,6 +38,7 @@ pub const OPTIONAL_MODULES: &[&str] = &[
     "bcm2835_wdt",
     "crc32c_generic",
     "nls_utf8",
+    "nls_ascii",
     "virtio_pci",
     "virtio_mmio",
     "virtio_blk",
@@ -101,10 +102,19 @@ pub fn module_closure(
 /// `/lib/modules/load-order`, `/dev/console`.
 pub fn initramfs(
     installer: &[u8],
+    busybox: Option<&[u8]>,
     modules: &[(String, Vec<u8>)],
     epoch: u32,
 ) -> Result<Vec<u8>, initramfs::ArchiveError> {
     let mut a = Archive::new().with_mtime(epoch);
+    if let Some(bb) = busybox {
+        // The recovery menu's shell: a static busybox (Debian's busybox-static) with the
+        // applets an operator needs to look around.
+        a.add_file("bin/busybox", 0o755, bb.to_vec())?;
+        for applet in SHELL_APPLETS {
+            a.add_symlink(&format!("bin/{applet}"), "busybox")?;
+        }
+    }
     for dir in ["dev", "proc", "sys", "tmp", "mnt"] {
         a.add_dir(dir, 0o755)?;
     }
@@ -122,6 +132,32 @@ pub fn initramfs(
     a.add_file("lib/modules/load-order", 0o644, order)?;
     Ok(a.to_newc_gzip())
 }
+
+/// Applets linked in the recovery shell.
+pub const SHELL_APPLETS: &[&str] = &[
+    "sh",
+    "ls",
+    "cat",
+    "less",
+    "dmesg",
+    "mount",
+    "umount",
+    "df",
+    "du",
+    "dd",
+    "hexdump",
+    "sync",
+    "reboot",
+    "poweroff",
+    "blkid",
+    "fdisk",
+    "fsck.vfat",
+    "grep",
+    "tail",
+    "head",
+    "vi",
+    "ps",
+];
 
 /// Firmware files copied from the base boot partition's top level: the bootloader stages,
 /// GPU firmware and their fixups (pi-boot.md §1).

@@ -121,3 +121,88 @@ mod tests {
         assert_eq!(fat_label(&[0u8; 512]), None, "no boot signature");
     }
 }
+
+/// One partition of the card as the kernel sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartDev {
+    /// 1-based number.
+    pub number: u32,
+    /// Device node, e.g. `/dev/mmcblk0p3`.
+    pub dev: std::path::PathBuf,
+    /// First sector (512-byte units).
+    pub start: u64,
+    /// Length in 512-byte sectors.
+    pub sectors: u64,
+}
+
+impl PartDev {
+    /// Length in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.sectors * 512
+    }
+}
+
+/// The card's four k8r partitions and its MBR disk id.
+#[derive(Debug, Clone)]
+pub struct CardLayout {
+    /// The whole disk.
+    pub disk: std::path::PathBuf,
+    /// MBR disk id (for `root=PARTUUID=<id>-03`).
+    pub disk_id: u32,
+    /// Partitions 1–4.
+    pub parts: Vec<PartDev>,
+}
+
+impl CardLayout {
+    /// Partition `n`, or an error naming the disk.
+    pub fn part(&self, n: u32) -> Result<&PartDev, String> {
+        self.parts
+            .iter()
+            .find(|p| p.number == n)
+            .ok_or_else(|| format!("{} has no partition {n}", self.disk.display()))
+    }
+}
+
+/// Reads the partitions of `disk` (e.g. `/dev/vda`) from sysfs and its disk id from its MBR.
+pub fn layout(disk: &str) -> Result<CardLayout, String> {
+    let name = disk.trim_start_matches("/dev/");
+    let sys = Path::new("/sys/class/block");
+    let mut parts = Vec::new();
+    let entries = std::fs::read_dir(sys).map_err(|e| format!("{}: {e}", sys.display()))?;
+    for entry in entries.flatten() {
+        let part = entry.file_name().to_string_lossy().into_owned();
+        let dir = sys.join(&part);
+        let parent = std::fs::canonicalize(dir.join(".."))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        if parent.as_deref() != Some(name) {
+            continue;
+        }
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        if let (Some(number), Some(start), Some(sectors)) =
+            (read("partition"), read("start"), read("size"))
+        {
+            parts.push(PartDev {
+                number: u32::try_from(number).unwrap_or(0),
+                dev: Path::new("/dev").join(&part),
+                start,
+                sectors,
+            });
+        }
+    }
+    parts.sort_by_key(|p| p.number);
+    let mut mbr = [0u8; 512];
+    File::open(disk)
+        .and_then(|mut f| f.read_exact(&mut mbr))
+        .map_err(|e| format!("{disk}: reading the partition table: {e}"))?;
+    let disk_id = u32::from_le_bytes([mbr[440], mbr[441], mbr[442], mbr[443]]);
+    Ok(CardLayout {
+        disk: Path::new(disk).to_path_buf(),
+        disk_id,
+        parts,
+    })
+}

@@ -56,7 +56,13 @@ pub fn bring_up() -> Vec<String> {
         Ok(list) => {
             for rel in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 let path = Path::new("/lib/modules").join(rel);
-                if let Err(e) = File::open(&path).and_then(|f| sys::load_module(&f)) {
+                let compressed = [".zst", ".xz", ".gz"].iter().any(|ext| rel.ends_with(ext));
+                let flags = if compressed {
+                    sys::MODULE_INIT_COMPRESSED_FILE
+                } else {
+                    0
+                };
+                if let Err(e) = File::open(&path).and_then(|f| sys::load_module(&f, flags)) {
                     problems.push(format!("module {}: {e}", path.display()));
                 }
             }

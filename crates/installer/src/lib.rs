@@ -1,46 +1,29 @@
 //! The k8r recovery installer: PID 1 of the recovery initramfs.
 //!
-//! This is its first stage: it brings the system up (devtmpfs, proc, sysfs, the kernel modules
-//! the initramfs carries), finds the card by the `K8R-RECOVERY` partition and reports what it
-//! found on the console. Writing the working partitions lands with the installer issue; until
-//! then the binary announces itself as the recovery *marker* and powers off.
-//!
-//! All system calls live in [`sys`], the workspace's one `unsafe` module.
+//! It brings the system up, finds the card by its recovery partition, validates the stored
+//! image's manifest, counts down, and installs the working partitions from the image store in
+//! an order where a power cut at any point still boots recovery ([`install`], failure matrix
+//! in `docs/installer.md`); or it shows the recovery menu ([`menu`]). [`flow::run`] never
+//! returns. All system calls live in [`sys`], the workspace's one `unsafe` module.
 
 pub mod card;
+pub mod console;
+pub mod digest;
 pub mod early;
+pub mod failpoint;
+pub mod fat32;
+pub mod flow;
+pub mod install;
+pub mod installlog;
+pub mod menu;
+pub mod replace;
+pub mod state;
+pub mod stream;
 pub mod sys;
-
-use std::time::Duration;
-
-/// The line tests and operators look for on the serial console.
-pub const MARKER: &str = "K8R-RECOVERY";
+pub mod unpack;
+pub mod watchdog;
 
 /// Runs PID 1. Never returns.
 pub fn run() -> ! {
-    let log = early::Log::open();
-    log.line(&format!(
-        "{MARKER}: k8r recovery marker initramfs {} (the installer lands with its own issue)",
-        env!("CARGO_PKG_VERSION")
-    ));
-    for problem in early::bring_up() {
-        log.line(&format!("{MARKER}: warning: {problem}"));
-    }
-    match card::find_recovery(Duration::from_secs(20)) {
-        Ok(found) => log.line(&format!(
-            "{MARKER}: card {} holds {} on partition {}",
-            found.disk,
-            card::RECOVERY_LABEL,
-            found.partition
-        )),
-        Err(e) => log.line(&format!("{MARKER}: error: {e}")),
-    }
-    log.line(&format!("{MARKER}: marker done, powering off"));
-    sys::sync();
-    loop {
-        if let Err(e) = sys::power_off() {
-            log.line(&format!("{MARKER}: power off failed: {e}"));
-        }
-        std::thread::sleep(Duration::from_secs(60));
-    }
+    flow::run()
 }

@@ -27,6 +27,7 @@ pub const GUEST_MODULES: &[&str] = &[
     "nls_cp437",
     "nls_iso8859-1",
     "nls_utf8",
+    "nls_ascii",
     "bcm2835",
     "sdhci-iproc",
     "mmc_block",

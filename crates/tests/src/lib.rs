@@ -144,6 +144,11 @@ pub fn build_with(
         inputs,
         out_dir: out.to_path_buf(),
         installer: installer(),
+        busybox: Some(
+            k8r_qemu::assets::Assets::discover()
+                .busybox()
+                .expect("busybox: run cargo xtask setup"),
+        ),
         fetcher,
         xz_preset: 0,
         epoch: TEST_EPOCH,

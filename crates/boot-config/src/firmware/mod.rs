@@ -5,6 +5,8 @@
 //! (DOC-AUTOBOOT, DOC-EEPROM, DOC-FLOW, DOC-BOOT, DOC-COND, RN-2711), not firmware source.
 
 mod assets;
+#[cfg(feature = "dir-files")]
+mod dir_files;
 mod files;
 mod partition;
 #[cfg(test)]
@@ -17,6 +19,8 @@ use thiserror::Error;
 use crate::board::Board;
 use crate::effective::Effective;
 
+#[cfg(feature = "dir-files")]
+pub use dir_files::DirFiles;
 pub use files::{FileLookup, MemFiles};
 
 /// Partition number that asks the firmware to halt (used for power-off; K-WDT).

@@ -180,6 +180,17 @@ impl Geometry {
 /// Grows (or shrinks) a standalone ext4 file to `bytes` with `resize2fs` (which also sets the
 /// file length). Never point it at a card with an offset: it truncates the whole file.
 pub fn resize(path: &Path, bytes: u64, epoch: u64) -> Result<(), ImageError> {
+    // Grow the file first (sparse zeros): when resize2fs has to extend a file itself it writes
+    // the character '0' into its last byte, leaving a non-zero byte in free space.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    if bytes > len {
+        file.set_len(bytes).map_err(io_err(path))?;
+    }
+    drop(file);
     run(Command::new("resize2fs")
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .arg("-f")

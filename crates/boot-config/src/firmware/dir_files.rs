@@ -1,8 +1,9 @@
-//! The firmware model's view of a boot partition that was copied into a local directory.
+//! The firmware model's view of a boot partition mounted or copied into a local directory
+//! (feature `dir-files`: the one place this crate touches the filesystem).
 
 use std::path::{Path, PathBuf};
 
-use boot_config::firmware::FileLookup;
+use super::FileLookup;
 
 /// A directory read like a FAT partition: `/`-separated relative paths, matched without regard
 /// to case (FAT is case-insensitive).

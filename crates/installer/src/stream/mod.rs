@@ -1,0 +1,149 @@
+//! The data path of the installer: `image.img.xz` → partition 3, composed of small adapters.
+//!
+//! - [`decode`]: the multi-threaded xz decoder ([`xz_reader`]) with memory limits that fit a
+//!   1 GB Pi 4, plus helpers to size it ([`online_cpus`], [`mem_total_from_meminfo`]).
+//! - [`hashing`]: [`HashingReader`], SHA-256 and byte count of what passes through (the
+//!   compressed file's digest, checked against `root.compressed_sha256`).
+//! - [`ranges`]: [`write_ranges`], the core: reads the decompressed image sequentially, writes
+//!   only the manifest's used ranges (at their offsets in the partition), insists that every
+//!   byte outside them is zero, hashes each range on a pool of worker threads and the whole
+//!   stream on one more thread.
+//! - [`verify`]: [`verify_ranges`], reads the ranges back from the card (with `O_DIRECT`, so
+//!   past the page cache) on all cores and checks each digest again: this catches failing and
+//!   counterfeit cards.
+//!
+//! The installer composes them: `File` → [`HashingReader`] → [`xz_reader`] →
+//! [`write_ranges`] onto the partition → [`SyncTarget::sync`] → [`crate::sys::drop_caches`] →
+//! [`verify_ranges`].
+
+pub mod decode;
+#[cfg(test)]
+mod fixture;
+pub mod hashing;
+pub mod ranges;
+pub mod verify;
+
+pub use decode::{mem_total_from_meminfo, online_cpus, xz_reader};
+pub use hashing::HashingReader;
+pub use ranges::{write_ranges, Progress, SyncTarget, WriteOptions, WriteReport};
+pub use verify::{verify_ranges, VerifyProgress};
+
+use std::io;
+
+/// Everything that can go wrong while streaming the root image onto the card or reading it
+/// back.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading (and decompressing) `image.img.xz` failed: a damaged or truncated download.
+    #[error("reading the image stream at uncompressed byte {offset}: {source} (image.img.xz is damaged or truncated: download it again)")]
+    Read {
+        /// Uncompressed bytes read successfully before the failure.
+        offset: u64,
+        /// The underlying error (from the file or the xz decoder).
+        source: io::Error,
+    },
+    /// Writing to the partition failed.
+    #[error("writing {length} bytes at partition offset {offset}: {source} (the card may be failing or read-only)")]
+    Write {
+        /// Partition offset of the failed write.
+        offset: u64,
+        /// Bytes in the failed write.
+        length: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The manifest's ranges are not sorted, overlap, or leave the image.
+    #[error("manifest range {index} (offset {offset}, length {length}) is invalid: {reason}")]
+    InvalidRange {
+        /// Index of the range in `root.ranges`.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// Its length.
+        length: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The image has data outside the manifest's ranges: skipping it would damage the image.
+    #[error("image byte {offset} is outside every manifest range but not zero (the manifest's ranges do not match the image: rebuild both)")]
+    NonZeroOutsideRanges {
+        /// Offset of the first non-zero byte outside the ranges.
+        offset: u64,
+    },
+    /// The decompressed image ended before `root.size` bytes.
+    #[error("the decompressed image ended after {got} bytes, the manifest says {want} (truncated image or wrong manifest)")]
+    Truncated {
+        /// Bytes received.
+        got: u64,
+        /// `root.size`.
+        want: u64,
+    },
+    /// The decompressed image is longer than `root.size`.
+    #[error("the decompressed image is longer than the manifest's {want} bytes (wrong manifest)")]
+    TooLong {
+        /// `root.size`.
+        want: u64,
+    },
+    /// A range's bytes in the image do not match its manifest digest.
+    #[error("range {index} (offset {offset}, length {length}) of the image has sha256 {actual}, the manifest says {expected} (image and manifest do not match: download both again)")]
+    RangeDigest {
+        /// Index of the range in `root.ranges`.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// Its length.
+        length: u64,
+        /// The manifest's digest.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
+    /// A range read back from the card does not match its digest.
+    #[error("range {index} (offset {offset}, length {length}) read back from the card has sha256 {actual}, expected {expected} (the card does not keep what was written: it is failing or counterfeit)")]
+    ReadbackMismatch {
+        /// Index of the range in `root.ranges`.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// Its length.
+        length: u64,
+        /// The manifest's digest.
+        expected: String,
+        /// The digest of the bytes read back.
+        actual: String,
+    },
+    /// Reading a range back from the card failed.
+    #[error("reading back range {index} (offset {offset}, length {length}) from the card: {source} (the card is failing or smaller than it claims)")]
+    ReadError {
+        /// Index of the range in `root.ranges`.
+        index: usize,
+        /// The range's offset.
+        offset: u64,
+        /// The range's length.
+        length: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Opening the device for read-back failed.
+    #[error("opening {path} for read-back: {source}")]
+    Open {
+        /// The device (or file).
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A worker thread died (a bug); the write cannot be trusted.
+    #[error("a hashing worker thread failed: {0}")]
+    Worker(&'static str),
+}
+
+/// Lowercase hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,98 @@
+//! The recovery installer end to end in QEMU: card from `k8r-builder assemble` → boot 1 runs
+//! the installer → p3 holds the manifest's bytes → boot 2 comes from p2 and reaches the
+//! working root.
+
+use std::time::Duration;
+
+use builder::image::card::extract_partition;
+use k8r_manifest::Manifest;
+use k8r_qemu::{Machine, MachineConfig, Profile};
+use k8r_tests::{assemble_card, fat_partition, scratch, Built, BASE_2404, BASE_2604};
+
+const INSTALL: Duration = Duration::from_secs(300);
+
+fn manifest(built: &Built) -> Manifest {
+    Manifest::parse(&std::fs::read_to_string(built.images.join("manifest.toml")).expect("read"))
+        .expect("manifest")
+}
+
+/// p3's used ranges hash to the manifest's digests.
+fn assert_root_matches(built: &Built, test: &str) {
+    let m = manifest(built);
+    let p3 = scratch(&format!("{test}-p3")).join("p3");
+    extract_partition(&built.card, 3, &p3).expect("p3");
+    let bytes = std::fs::read(&p3).expect("read p3");
+    for r in &m.root.ranges {
+        let (o, l) = (
+            usize::try_from(r.offset).expect("o"),
+            usize::try_from(r.length).expect("l"),
+        );
+        use sha2::Digest;
+        let got = builder::artefacts::hex(&sha2::Sha256::digest(&bytes[o..o + l]));
+        assert_eq!(got, r.sha256, "range at {o}");
+    }
+    builder::image::ext4::check(&p3).expect("e2fsck -fn clean");
+}
+
+fn install_then_working(test: &str, fixture: &str, profile: Profile) {
+    let built = assemble_card(test, fixture, "");
+    let mut vm = Machine::start(MachineConfig::new(test, &built.card, profile)).expect("boot");
+    vm.expect("K8R-RECOVERY: writing the root partition", INSTALL)
+        .expect("install starts");
+    vm.expect("k8r: read-back verified", INSTALL)
+        .expect("root verified");
+    vm.expect("K8R-RECOVERY: install verified, rebooting", INSTALL)
+        .expect("install done");
+    let line = vm
+        .expect("K8R-FIXTURE-ROOT:", INSTALL)
+        .expect("working system");
+    assert!(
+        line.contains("=== k8r-qemu: boot 2"),
+        "a second boot: {line}"
+    );
+    let cmd = vm.expect("\n", INSTALL).expect("cmdline");
+    let disk_id = format!(
+        "{:08x}",
+        builder::image::card::read_mbr(&built.card)
+            .expect("mbr")
+            .disk_id
+    );
+    assert!(
+        cmd.contains(&format!("root=PARTUUID={disk_id}-03")),
+        "{cmd}"
+    );
+    assert!(cmd.contains("cgroup_enable=memory"), "{cmd}");
+    vm.expect("# ", INSTALL).expect("prompt");
+    let (status, out) = vm
+        .run_command(
+            "cat /usr/lib/k8r/variables.cfg | grep -c K8S_VERSION",
+            Duration::from_secs(30),
+        )
+        .expect("cmd");
+    assert_eq!(
+        (status, out.trim()),
+        (0, "1"),
+        "node configuration in the new root"
+    );
+    vm.send("poweroff").expect("poweroff");
+    vm.wait_for_poweroff(Duration::from_secs(60))
+        .expect("power off");
+    let boots = vm.boots();
+    assert_eq!(boots[0].choice.partition, 1, "boot 1: recovery");
+    assert_eq!(boots[1].choice.partition, 2, "boot 2: the working system");
+    let p1 = fat_partition(&built.card, 1).expect("p1");
+    let autoboot = p1.read("autoboot.txt").expect("autoboot");
+    assert_eq!(autoboot, b"[all]\ntryboot_a_b=1\nboot_partition=2\n");
+    let log = String::from_utf8(p1.read("k8r/install.log").expect("log")).expect("utf8");
+    assert!(log.contains("verified"), "{log}");
+}
+
+#[test]
+fn first_boot_installs_and_second_boot_reaches_the_working_system() {
+    install_then_working("install-2604", BASE_2604, Profile::Virt);
+}
+
+#[test]
+fn first_boot_installs_from_the_2404_shape() {
+    install_then_working("install-2404", BASE_2404, Profile::Virt);
+}
