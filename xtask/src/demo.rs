@@ -5,8 +5,9 @@
 //!    dl.k8s.io and GitHub (fixture stand-ins, checked against their published digests).
 //! 2. `k8r-builder inspect` the card.
 //! 3. Boot it in QEMU the way a Pi 4's firmware would: `autoboot.txt` sends the first boot to
-//!    the recovery partition, whose initramfs runs the k8r installer (today: its first stage,
-//!    which finds the card and reports).
+//!    the recovery partition, whose initramfs runs the k8r installer as PID 1: it writes the
+//!    root (used ranges only, verified, read back), recreates the boot partition, flips
+//!    `autoboot.txt` and reboots; the second boot reaches the working system.
 
 use std::path::Path;
 use std::process::Command;
@@ -70,7 +71,7 @@ pub fn run() -> Result<()> {
     let card = dir.join("images/bootable_image.img");
     say("2. k8r-builder inspect images/bootable_image.img");
     Command::new(&builder).arg("inspect").arg(&card).status()?;
-    say("3. first boot: the firmware model reads autoboot.txt and boots the recovery partition");
+    say("3. first boot: autoboot.txt -> recovery partition -> the installer writes the working system; second boot: the working system");
     boot(&card)?;
     say("demo done");
     println!(
@@ -85,12 +86,30 @@ fn boot(card: &Path) -> Result<()> {
     let mut cfg = MachineConfig::new("demo", card, Profile::Virt);
     cfg.echo = true;
     let mut vm = Machine::start(cfg)?;
-    vm.expect("K8R-RECOVERY: marker done", Duration::from_secs(180))?;
+    vm.expect(
+        "K8R-RECOVERY: install verified, rebooting",
+        Duration::from_secs(300),
+    )?;
+    vm.expect("K8R-FIXTURE-ROOT:", Duration::from_secs(180))?;
+    vm.expect("# ", Duration::from_secs(60))?;
+    vm.send("cat /proc/cmdline; ls -l /usr/local/bin /usr/lib/k8r; poweroff")?;
     vm.wait_for_poweroff(Duration::from_secs(60))?;
-    let boot = &vm.boots().first().context("no boot")?.choice;
-    println!(
-        "\nfirmware model: partition {} via {} -> kernel {}, initramfs {:?}, cmdline {:?}",
-        boot.partition, boot.config_file, boot.kernel, boot.initramfs, boot.cmdline
-    );
+    println!();
+    for (i, b) in vm.boots().iter().enumerate() {
+        let c = &b.choice;
+        println!(
+            "boot {}: firmware model chose partition {} ({}{}), kernel {}, initramfs {:?}",
+            i + 1,
+            c.partition,
+            c.config_file,
+            if c.os_prefix.is_empty() {
+                String::new()
+            } else {
+                format!(", os_prefix {}", c.os_prefix)
+            },
+            c.kernel,
+            c.initramfs
+        );
+    }
     Ok(())
 }

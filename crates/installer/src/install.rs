@@ -297,13 +297,24 @@ fn split(path: &Path) -> Result<(PathBuf, String), String> {
     Ok((dir, name))
 }
 
-/// Copies the node's `variables.cfg` from p1 into the new root (mode 0600).
+/// Copies the node's `variables.cfg` from p1 into the new root (mode 0600) when it differs
+/// from the one the image carries (an `inject`ed card). The root is looked at read-only first,
+/// so a card whose configuration is the image's keeps p3 exactly as verified.
 pub fn apply_node_config(job: &Job<'_>) -> Result<(), String> {
     let cfg = Path::new(RECOVERY_MNT).join(NODE_DIR).join("variables.cfg");
     let Ok(data) = std::fs::read(&cfg) else {
         return Ok(());
     };
     let p3 = job.card.part(3)?;
+    let target = Path::new(ROOT_MNT).join("usr/lib/k8r/variables.cfg");
+    // `noload`: no journal replay, so a read-only look writes nothing.
+    mount_with(&p3.dev, ROOT_MNT, "ext4", sys::MS_RDONLY, "noload")?;
+    let same = std::fs::read(&target).is_ok_and(|current| current == data);
+    let unmounted = sys::umount(Path::new(ROOT_MNT)).map_err(|e| format!("umount {ROOT_MNT}: {e}"));
+    unmounted?;
+    if same {
+        return Ok(());
+    }
     mount(&p3.dev, ROOT_MNT, "ext4")?;
     let result = (|| -> Result<(), String> {
         let dir = Path::new(ROOT_MNT).join("usr/lib/k8r");
@@ -329,6 +340,19 @@ pub fn flip_autoboot(partition: u8) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     sys::sync();
     Ok(())
+}
+
+/// Mounts `dev` on `dir` with explicit flags and data.
+pub fn mount_with(
+    dev: &Path,
+    dir: &str,
+    fstype: &str,
+    flags: u64,
+    data: &str,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+    sys::mount(&dev.to_string_lossy(), Path::new(dir), fstype, flags, data)
+        .map_err(|e| format!("mount {} ({fstype}, {data}) on {dir}: {e}", dev.display()))
 }
 
 /// Mounts `dev` on `dir` (created if needed). FAT is mounted with UTF-8 names when the kernel

@@ -16,6 +16,9 @@ fn path_cstring(p: &Path) -> io::Result<CString> {
     cstring(&p.to_string_lossy())
 }
 
+/// `MS_RDONLY` for [`mount`].
+pub const MS_RDONLY: u64 = 1;
+
 /// `mount(2)`.
 pub fn mount(source: &str, target: &Path, fstype: &str, flags: u64, data: &str) -> io::Result<()> {
     let (source, target, fstype, data) = (

@@ -69,6 +69,9 @@ pub struct MachineConfig {
     pub echo: bool,
     /// The first boot's request (a fresh power-on: partition 0, no tryboot).
     pub first_request: BootRequest,
+    /// A QEMU `blkdebug` rules file placed between the guest and the card (virt only): it
+    /// injects I/O errors, e.g. to play a failing SD card.
+    pub blkdebug: Option<PathBuf>,
 }
 
 impl MachineConfig {
@@ -83,6 +86,7 @@ impl MachineConfig {
             eeprom: Eeprom::default(),
             echo: false,
             first_request: BootRequest::default(),
+            blkdebug: None,
         }
     }
 }
@@ -286,8 +290,14 @@ impl Machine {
                 let mut drives = vec![self.cfg.card.clone()];
                 drives.extend(self.cfg.extra_disks.iter().cloned());
                 for (i, disk) in drives.iter().enumerate() {
+                    let spec = match (&self.cfg.blkdebug, i) {
+                        (Some(rules), 0) => {
+                            blkdebug_arg(disk, rules, &format!("if=none,id=disk{i}"))
+                        }
+                        _ => drive_arg(disk, &format!("if=none,id=disk{i}")),
+                    };
                     cmd.arg("-drive")
-                        .arg(drive_arg(disk, &format!("if=none,id=disk{i}")))
+                        .arg(spec)
                         .args(["-device", &format!("virtio-blk-pci,drive=disk{i}")]);
                 }
             }
@@ -555,6 +565,15 @@ fn drive_arg(path: &Path, rest: &str) -> std::ffi::OsString {
     s.push(",format=raw,");
     s.push(rest);
     s
+}
+
+fn blkdebug_arg(path: &Path, rules: &Path, rest: &str) -> std::ffi::OsString {
+    let esc = |p: &Path| p.to_string_lossy().replace(',', ",,");
+    std::ffi::OsString::from(format!(
+        "driver=raw,file.driver=blkdebug,file.config={},file.image.driver=file,file.image.filename={},{rest}",
+        esc(rules),
+        esc(path)
+    ))
 }
 
 impl Drop for Machine {

@@ -1,6 +1,6 @@
-//! A card from `k8r-builder assemble` boots through the harness into its recovery partition
-//! and runs the recovery initramfs (today the installer's marker stage: it finds the card by
-//! its recovery label and powers off).
+//! A card from `k8r-builder assemble` boots through the harness into its recovery partition,
+//! whose initramfs runs the installer as PID 1: it loads every module, finds the card by its
+//! recovery label and starts the countdown (the install itself: `qemu_install.rs`).
 
 use std::time::Duration;
 
