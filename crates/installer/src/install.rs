@@ -342,6 +342,9 @@ pub fn flip_autoboot(partition: u8) -> Result<(), String> {
     Ok(())
 }
 
+/// `MS_DIRSYNC`: directory changes (creates, renames) are written synchronously.
+pub const MS_DIRSYNC: u64 = 128;
+
 /// Mounts `dev` on `dir` with explicit flags and data.
 pub fn mount_with(
     dev: &Path,

@@ -138,6 +138,10 @@ pub fn careful_replace(dir: &Path, name: &str, data: &[u8]) -> Result<(), Replac
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(Step::FsyncDir, dir))?;
+    // Linux's vfat does not tie directory entries to the directory inode, so fsync on the
+    // directory does not write the renamed entry (found in QEMU: a power cut seconds after the
+    // replace lost it). sync(2) writes every dirty buffer, the entry included.
+    crate::sys::sync();
 
     let mut found = Vec::with_capacity(data.len());
     File::open(&target)
