@@ -34,6 +34,11 @@ pub struct WriteOptions {
     pub threads: usize,
     /// Read and write buffer size in bytes; rounded up to a multiple of 1 MiB.
     pub chunk: usize,
+    /// Also hash the whole decompressed stream (`WriteReport::sha256`). The range digests,
+    /// the zero check outside them and the compressed file's digest already pin every byte,
+    /// so the installer turns this off: on a small machine it is one more core-bound pass
+    /// over the free space.
+    pub whole_digest: bool,
 }
 
 impl Default for WriteOptions {
@@ -41,6 +46,7 @@ impl Default for WriteOptions {
         Self {
             threads: usize::try_from(super::online_cpus()).unwrap_or(1),
             chunk: 4 * MIB,
+            whole_digest: true,
         }
     }
 }
@@ -63,7 +69,8 @@ pub struct WriteReport {
     pub written: u64,
     /// Zero bytes outside the ranges, not written.
     pub skipped_zero: u64,
-    /// Lowercase hex SHA-256 of the whole decompressed image (compare with `root.sha256`).
+    /// Lowercase hex SHA-256 of the whole decompressed image (compare with `root.sha256`);
+    /// empty when `WriteOptions::whole_digest` is off.
     pub sha256: String,
 }
 
@@ -133,7 +140,12 @@ pub fn write_ranges<R: Read, W: Write + Seek>(
             workers.push(scope.spawn(move || hash_ranges(rx)));
         }
         let (whole_tx, whole_rx) = mpsc::channel::<(Arc<PoolBuf>, usize)>();
+        let whole_digest = opts.whole_digest;
         let whole = scope.spawn(move || {
+            if !whole_digest {
+                for _ in whole_rx {}
+                return String::new();
+            }
             let mut hasher = Sha256::new();
             for (buf, len) in whole_rx {
                 hasher.update(&buf.data[..len]);
@@ -468,6 +480,25 @@ mod tests {
         WriteOptions {
             threads,
             chunk: to_usize(chunk),
+            whole_digest: true,
+        }
+    }
+
+    #[test]
+    fn whole_digest_can_be_skipped() {
+        let (img, ranges) = image();
+        let xz = fixture::image_xz();
+        let plain = xz_reader(&xz[..], 2, 1 << 30).expect("decoder");
+        let mut dev = std::io::Cursor::new(vec![0xA5u8; img.len()]);
+        let o = WriteOptions {
+            whole_digest: false,
+            ..opts(2, MIB)
+        };
+        let report = write_ranges(plain, &mut dev, &ranges, TOTAL, &o, &mut |_| {}).expect("write");
+        assert!(report.sha256.is_empty());
+        for r in &ranges {
+            let (a, b) = (to_usize(r.offset), to_usize(r.offset + r.length));
+            assert!(dev.get_ref()[a..b] == img[a..b]);
         }
     }
 
