@@ -14,17 +14,33 @@ pub const LOAD_ORDER: &str = "/lib/modules/load-order";
 #[derive(Debug)]
 pub struct Log {
     console: Option<File>,
+    kmsg: Option<File>,
 }
 
 impl Log {
-    /// Opens `/dev/console` (the kernel gives PID 1 the console as stdout too).
+    /// Opens `/dev/console` (the kernel gives PID 1 the console as stdout too) and, once
+    /// devtmpfs is mounted, `/dev/kmsg`.
     pub fn open() -> Self {
         let console = OpenOptions::new().write(true).open("/dev/console").ok();
-        Self { console }
+        Self {
+            console,
+            kmsg: None,
+        }
     }
 
-    /// One line on the console (or stdout when there is no console).
+    /// Also copy single-line messages to the kernel log (`dmesg`), at debug level, so
+    /// they survive in `pstore`/netconsole setups and show up in the shell's `dmesg`.
+    pub fn attach_kmsg(&mut self) {
+        self.kmsg = OpenOptions::new().write(true).open("/dev/kmsg").ok();
+    }
+
+    /// One line on the console (or stdout when there is no console), and in the kernel log.
     pub fn line(&self, text: &str) {
+        if let (Some(k), false) = (&self.kmsg, text.contains('\n')) {
+            let mut k = k;
+            // Level 7 (debug): kept in the kernel log, not echoed to the console again.
+            let _ = k.write_all(format!("<7>k8r: {text}").as_bytes());
+        }
         let line = format!("{text}\n");
         match &self.console {
             Some(c) => {
