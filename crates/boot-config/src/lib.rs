@@ -16,6 +16,7 @@ pub mod effective;
 pub mod filter;
 pub mod firmware;
 pub mod mbr;
+pub mod volume;
 
 pub use autoboot::{Autoboot, AutobootError, AutobootWarning};
 pub use board::Board;

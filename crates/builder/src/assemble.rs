@@ -424,7 +424,7 @@ fn working_boot(
     choice: &BootChoice,
     password_hash: Option<&str>,
 ) -> Result<(), AssembleError> {
-    copy_tree(base_boot, boot_dir)?;
+    crate::image::copy_tree(base_boot, boot_dir)?;
     let edit = |rel: &str, f: &dyn Fn(&str) -> String| -> Result<(), AssembleError> {
         let path = boot_dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
@@ -714,20 +714,6 @@ pub fn disk_id(build_id: &str) -> u32 {
     } else {
         id
     }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), AssembleError> {
-    std::fs::create_dir_all(to).map_err(io_err(to))?;
-    for entry in std::fs::read_dir(from).map_err(io_err(from))? {
-        let entry = entry.map_err(io_err(from))?;
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target).map_err(io_err(entry.path()))?;
-        }
-    }
-    Ok(())
 }
 
 fn dir_size(dir: &Path) -> Result<u64, AssembleError> {

@@ -6,38 +6,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use boot_config::autoboot::Autoboot;
+pub use boot_config::volume::{ext4_label, fat_label};
 
 use crate::image::fat::FatImage;
 use crate::image::{card, ext4, io_err, ImageError, MIB};
 use crate::recovery;
-
-/// The FAT volume label in a boot sector (FAT32 at 0x47, FAT12/16 at 0x2B).
-pub fn fat_label(sector: &[u8]) -> Option<String> {
-    if sector.len() < 512 || sector[510..512] != [0x55, 0xAA] {
-        return None;
-    }
-    let at = if &sector[0x52..0x5A] == b"FAT32   " {
-        0x47
-    } else {
-        0x2B
-    };
-    Some(
-        String::from_utf8_lossy(&sector[at..at + 11])
-            .trim_end()
-            .to_owned(),
-    )
-}
-
-/// The ext4 volume label (superblock at 1024, `s_volume_name` at +0x78).
-pub fn ext4_label(superblock_area: &[u8]) -> Option<String> {
-    let sb = superblock_area.get(1024..2048)?;
-    if sb[0x38..0x3A] != [0x53, 0xEF] {
-        return None;
-    }
-    let name = &sb[0x78..0x88];
-    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    Some(String::from_utf8_lossy(&name[..end]).into_owned())
-}
 
 /// A human-readable report of `image`.
 pub fn inspect(image: &Path) -> Result<String, ImageError> {
@@ -167,15 +140,5 @@ mod tests {
         assert!(!r.contains("0123456789abcdef"), "{r}");
         assert!(r.contains("--token abcdef…"), "{r}");
         assert!(r.contains("sha256:00"), "{r}");
-    }
-
-    #[test]
-    fn ext4_label_from_superblock() {
-        let mut area = vec![0u8; 2048];
-        area[1024 + 0x38] = 0x53;
-        area[1024 + 0x39] = 0xEF;
-        area[1024 + 0x78..1024 + 0x78 + 8].copy_from_slice(b"writable");
-        assert_eq!(ext4_label(&area).as_deref(), Some("writable"));
-        assert_eq!(ext4_label(&[0u8; 2048]), None);
     }
 }

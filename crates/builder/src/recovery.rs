@@ -181,7 +181,8 @@ pub fn partition_size(boot_files: u64, artefacts: u64) -> u64 {
     want.max(256 * MIB).div_ceil(MIB) * MIB
 }
 
-/// Whether `dir` looks like it holds a kernel modules tree for `release`.
+/// Where a base root keeps the modules of kernel `release` (Ubuntu: `/usr/lib/modules`, with
+/// `/lib` a link to `usr/lib`), in the order to look.
 pub fn modules_dir_candidates(release: &str) -> [String; 2] {
     [
         format!("/usr/lib/modules/{release}"),

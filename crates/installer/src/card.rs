@@ -5,6 +5,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use boot_config::volume::fat_label;
+
 /// The recovery partition's FAT volume label.
 /// FAT volume labels hold at most 11 characters, so the architecture's "K8R-RECOVERY" is
 /// spelled `K8R-RECOVER`.
@@ -27,17 +29,6 @@ pub struct NotFound {
     pub waited: Duration,
     /// The block devices seen.
     pub seen: String,
-}
-
-/// The volume label of a FAT boot sector (FAT32 at 0x47, FAT12/16 at 0x2B), trimmed.
-pub fn fat_label(boot_sector: &[u8]) -> Option<String> {
-    if boot_sector.len() < 512 || boot_sector[510..512] != [0x55, 0xAA] {
-        return None;
-    }
-    let fat32 = &boot_sector[0x52..0x5A] == b"FAT32   ";
-    let at = if fat32 { 0x47 } else { 0x2B };
-    let raw = &boot_sector[at..at + 11];
-    Some(String::from_utf8_lossy(raw).trim_end().to_owned())
 }
 
 /// Polls `/sys/class/block` until a partition labelled [`RECOVERY_LABEL`] shows up.
@@ -99,27 +90,6 @@ fn scan(sys_block: &Path, dev: &Path) -> (Option<Found>, Vec<String>) {
         );
     }
     (None, seen)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_fat32_and_fat16_labels() {
-        let mut s = [0u8; 512];
-        s[510] = 0x55;
-        s[511] = 0xAA;
-        s[0x52..0x5A].copy_from_slice(b"FAT32   ");
-        s[0x47..0x52].copy_from_slice(b"K8R-RECOVER");
-        assert_eq!(fat_label(&s).as_deref(), Some("K8R-RECOVER"));
-        let mut t = [0u8; 512];
-        t[510] = 0x55;
-        t[511] = 0xAA;
-        t[0x2B..0x36].copy_from_slice(b"SYSTEM     ");
-        assert_eq!(fat_label(&t).as_deref(), Some("SYSTEM"));
-        assert_eq!(fat_label(&[0u8; 512]), None, "no boot signature");
-    }
 }
 
 /// One partition of the card as the kernel sees it.

@@ -67,3 +67,18 @@ pub(crate) fn temp_path(prefix: &str) -> PathBuf {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("k8r-{prefix}-{}-{n}", std::process::id()))
 }
+
+/// Copies the tree under `from` into `to` (created if needed): directories and regular files.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<(), ImageError> {
+    std::fs::create_dir_all(to).map_err(io_err(to))?;
+    for entry in std::fs::read_dir(from).map_err(io_err(from))? {
+        let entry = entry.map_err(io_err(from))?;
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(io_err(entry.path()))?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(io_err(entry.path()))?;
+        }
+    }
+    Ok(())
+}
