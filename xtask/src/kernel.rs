@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use builder::process::run as run_cmd;
+use k8r_builder::process::run as run_cmd;
 use k8r_qemu::assets::{Assets, GUEST_DTBS, GUEST_MODULES};
 
 /// Fetches the kernel assets unless they are already complete.
@@ -79,7 +79,7 @@ fn install(assets: &Assets, extract: &Path, version: &str) -> Result<()> {
     let full = extract.join("lib/modules").join(version);
     let deps = std::fs::read_to_string(full.join("modules.dep")).context("modules.dep")?;
     let builtin = std::fs::read_to_string(full.join("modules.builtin")).unwrap_or_default();
-    let closure = initramfs::ModuleDeps::parse(&deps)?
+    let closure = k8r_initramfs::ModuleDeps::parse(&deps)?
         .with_builtin(&builtin)
         .closure(GUEST_MODULES)?;
     let kept_root = dir.join("modules");

@@ -44,7 +44,7 @@ enum Task {
 
 fn main() {
     let cli = Cli::parse();
-    builder::logging::init(cli.verbose);
+    k8r_builder::logging::init(cli.verbose);
     if let Err(e) = run(cli.task) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use builder::process::run as run_cmd;
+use k8r_builder::process::run as run_cmd;
 
 use crate::kernel;
 

@@ -118,7 +118,7 @@ pub fn build_binaries() -> Result<()> {
         ),
         (
             "k8r-builder",
-            vec!["build", "-p", "builder", "--bin", "k8r-builder"],
+            vec!["build", "-p", "k8r-builder", "--bin", "k8r-builder"],
         ),
     ] {
         log::info!("build: {what}");

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use boot_config::firmware::BootChoice;
+use k8r_boot_config::firmware::BootChoice;
 use k8r_manifest::{Artifact as ManifestArtifact, Manifest, Range, RootImage};
 
 use crate::artefacts::{self, Digests};

@@ -5,10 +5,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use boot_config::firmware::{select_boot, BootChoice, BootRequest, CardView, Eeprom};
-use boot_config::firmware::{DirFiles, PartitionKind, PartitionView};
-use boot_config::mbr::{is_fat_type, Mbr, MbrPartition};
-use boot_config::Board;
+use k8r_boot_config::firmware::{select_boot, BootChoice, BootRequest, CardView, Eeprom};
+use k8r_boot_config::firmware::{DirFiles, PartitionKind, PartitionView};
+use k8r_boot_config::mbr::{is_fat_type, Mbr, MbrPartition};
+use k8r_boot_config::Board;
 
 use crate::image::fat::FatImage;
 use crate::image::{card, ImageError};

@@ -1,8 +1,8 @@
 //! The working boot partition (p2, shipped as `boot.tar.xz`): the vendor's boot files with the
 //! changes a Kubernetes node needs. Pure edits on file contents; the caller reads and writes.
 
-use boot_config::cmdline::Cmdline;
-use boot_config::config_txt::ConfigTxt;
+use k8r_boot_config::cmdline::Cmdline;
+use k8r_boot_config::config_txt::ConfigTxt;
 
 /// Tokens appended at the END of `cmdline.txt`: the Pi kernel's DTB may carry
 /// `cgroup_disable=memory` earlier on the line, and later tokens win (kubernetes-node.md §2.6,

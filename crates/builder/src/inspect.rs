@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use boot_config::autoboot::Autoboot;
-pub use boot_config::volume::{ext4_label, fat_label};
+use k8r_boot_config::autoboot::Autoboot;
+pub use k8r_boot_config::volume::{ext4_label, fat_label};
 
 use crate::image::fat::FatImage;
 use crate::image::{card, ext4, io_err, ImageError, MIB};

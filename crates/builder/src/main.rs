@@ -3,9 +3,9 @@
 use clap::Parser;
 
 fn main() {
-    let cli = builder::cli::Cli::parse();
-    builder::logging::init(cli.verbose);
-    if let Err(e) = builder::cli::run(cli) {
+    let cli = k8r_builder::cli::Cli::parse();
+    k8r_builder::logging::init(cli.verbose);
+    if let Err(e) = k8r_builder::cli::run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

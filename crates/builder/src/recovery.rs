@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use boot_config::autoboot::Autoboot;
-use initramfs::{Archive, ModuleDeps};
+use k8r_boot_config::autoboot::Autoboot;
+use k8r_initramfs::{Archive, ModuleDeps};
 
 /// The recovery partition's FAT label (FAT labels hold 11 characters, so not `K8R-RECOVERY`).
 pub const LABEL: &str = "K8R-RECOVER";
@@ -105,7 +105,7 @@ pub fn initramfs(
     busybox: Option<&[u8]>,
     modules: &[(String, Vec<u8>)],
     epoch: u32,
-) -> Result<Vec<u8>, initramfs::ArchiveError> {
+) -> Result<Vec<u8>, k8r_initramfs::ArchiveError> {
     let mut a = Archive::new().with_mtime(epoch);
     if let Some(bb) = busybox {
         // The recovery menu's shell: a static busybox (Debian's busybox-static) with the

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use initramfs::Archive;
+use k8r_initramfs::Archive;
 
 /// A fresh path under Cargo's per-test-target scratch directory.
 fn scratch(name: &str) -> PathBuf {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use boot_config::volume::fat_label;
+use k8r_boot_config::volume::fat_label;
 
 /// The recovery partition's FAT volume label.
 /// FAT volume labels hold at most 11 characters, so the architecture's "K8R-RECOVERY" is

@@ -6,11 +6,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use boot_config::autoboot::Autoboot;
-use boot_config::cmdline::Cmdline;
-use boot_config::firmware::{select_boot, BootRequest, CardView, DirFiles, Eeprom};
-use boot_config::firmware::{PartitionKind, PartitionView};
-use boot_config::Board;
+use k8r_boot_config::autoboot::Autoboot;
+use k8r_boot_config::cmdline::Cmdline;
+use k8r_boot_config::firmware::{select_boot, BootRequest, CardView, DirFiles, Eeprom};
+use k8r_boot_config::firmware::{PartitionKind, PartitionView};
+use k8r_boot_config::Board;
 use k8r_manifest::Manifest;
 
 use crate::card::CardLayout;

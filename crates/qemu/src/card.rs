@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use boot_config::firmware::{CardView, FileLookup, PartitionKind, PartitionView};
-use boot_config::mbr::{is_fat_type, Mbr};
+use k8r_boot_config::firmware::{CardView, FileLookup, PartitionKind, PartitionView};
+use k8r_boot_config::mbr::{is_fat_type, Mbr};
 
 /// Reading the card failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum CardError {
         /// The card image.
         path: PathBuf,
         /// Why.
-        source: boot_config::mbr::MbrError,
+        source: k8r_boot_config::mbr::MbrError,
     },
 }
 

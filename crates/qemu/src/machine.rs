@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use boot_config::firmware::{select_boot, BootChoice, BootRequest, Eeprom};
-use boot_config::Board;
+use k8r_boot_config::firmware::{select_boot, BootChoice, BootRequest, Eeprom};
+use k8r_boot_config::Board;
 
 use crate::assets::{target_dir, MissingAsset};
 use crate::card::{Card, CardError};

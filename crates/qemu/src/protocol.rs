@@ -14,7 +14,7 @@
 //! a run that ends without one boots with partition 0 and tryboot off, as the real registers
 //! would after a plain `reboot`.
 
-use boot_config::firmware::BootRequest;
+use k8r_boot_config::firmware::BootRequest;
 
 /// The marker that starts a reboot-request line.
 pub const REBOOT_MARKER: &str = "k8r-reboot:";

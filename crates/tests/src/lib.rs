@@ -8,8 +8,8 @@ pub mod http;
 
 use std::path::{Path, PathBuf};
 
-use builder::image::fat::FatImage;
-use builder::image::{card, ImageError};
+use k8r_builder::image::fat::FatImage;
+use k8r_builder::image::{card, ImageError};
 use k8r_qemu::assets::{fixtures_dir, target_dir};
 
 /// The Ubuntu 26.04-shaped fixture card.
@@ -109,7 +109,7 @@ pub struct Built {
     /// `images/bootable_image.img`.
     pub card: PathBuf,
     /// What the builder reported.
-    pub report: builder::assemble::Report,
+    pub report: k8r_builder::assemble::Report,
 }
 
 /// Builds a card in `target/test-scratch/<test>` from `fixture_name` with the fixture
@@ -125,7 +125,7 @@ pub fn assemble_card(test: &str, fixture_name: &str, extra: &str) -> Built {
     let report = build_with(&dir, &config, &dir.join("images")).expect("assemble");
     Built {
         images: dir.join("images"),
-        card: dir.join("images").join(builder::assemble::CARD),
+        card: dir.join("images").join(k8r_builder::assemble::CARD),
         dir,
         report,
     }
@@ -136,11 +136,11 @@ pub fn build_with(
     dir: &Path,
     config: &Path,
     out: &Path,
-) -> anyhow::Result<builder::assemble::Report> {
-    let cfg = builder::cli::load_config(config)?;
-    let inputs = builder::cli::inputs(&cfg, None)?;
-    let fetcher = builder::fetch::Fetcher::new(dir.join("cache")).trust_unpinned(true);
-    let opts = builder::assemble::AssembleOptions {
+) -> anyhow::Result<k8r_builder::assemble::Report> {
+    let cfg = k8r_builder::cli::load_config(config)?;
+    let inputs = k8r_builder::cli::inputs(&cfg, None)?;
+    let fetcher = k8r_builder::fetch::Fetcher::new(dir.join("cache")).trust_unpinned(true);
+    let opts = k8r_builder::assemble::AssembleOptions {
         inputs,
         out_dir: out.to_path_buf(),
         installer: installer(),
@@ -154,5 +154,5 @@ pub fn build_with(
         epoch: TEST_EPOCH,
         threads: 2,
     };
-    Ok(builder::assemble::assemble(&opts)?)
+    Ok(k8r_builder::assemble::assemble(&opts)?)
 }

@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-use builder::image::card::extract_partition;
-use builder::process::run;
+use k8r_builder::image::card::extract_partition;
+use k8r_builder::process::run;
 use k8r_manifest::Manifest;
 use k8r_tests::{assemble_card, fat_partition, scratch, Built, BASE_2404, BASE_2604};
 
@@ -98,7 +98,8 @@ fn root_files_have_owner_and_mode() {
         link.contains("Fast link dest: \"/usr/lib/systemd/system/kubelet.service\""),
         "{link}"
     );
-    let cfg = builder::image::ext4::read_file(&root, "/usr/lib/k8r/variables.cfg").expect("cfg");
+    let cfg =
+        k8r_builder::image::ext4::read_file(&root, "/usr/lib/k8r/variables.cfg").expect("cfg");
     assert!(String::from_utf8_lossy(&cfg).contains("K8S_VERSION=\"1.31.2\""));
 }
 
@@ -110,21 +111,24 @@ fn manifest_digests_match_the_bytes() {
         assert_eq!(m.kubernetes_version, "1.31.2");
         let xz = built.images.join("image.img.xz");
         assert_eq!(
-            builder::artefacts::sha256_file(&xz).expect("sha"),
+            k8r_builder::artefacts::sha256_file(&xz).expect("sha"),
             m.root.compressed_sha256
         );
         let raw = run(Command::new("xz").arg("-dc").arg(&xz))
             .expect("xz -d")
             .stdout;
         assert_eq!(raw.len() as u64, m.root.size);
-        assert_eq!(builder::artefacts::hex(&sha2_digest(&raw)), m.root.sha256);
+        assert_eq!(
+            k8r_builder::artefacts::hex(&sha2_digest(&raw)),
+            m.root.sha256
+        );
         for r in &m.root.ranges {
             let (o, l) = (
                 usize::try_from(r.offset).expect("o"),
                 usize::try_from(r.length).expect("l"),
             );
             assert_eq!(
-                builder::artefacts::hex(&sha2_digest(&raw[o..o + l])),
+                k8r_builder::artefacts::hex(&sha2_digest(&raw[o..o + l])),
                 r.sha256
             );
         }
@@ -139,7 +143,7 @@ fn manifest_digests_match_the_bytes() {
         assert!(card_root[..raw.len()] == raw[..]);
         let boot = built.images.join("boot.tar.xz");
         assert_eq!(
-            builder::artefacts::sha256_file(&boot).expect("sha"),
+            k8r_builder::artefacts::sha256_file(&boot).expect("sha"),
             m.boot.compressed_sha256
         );
         // SHA256SUMS verifies with the standard tool.

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use builder::image::card::extract_partition;
+use k8r_builder::image::card::extract_partition;
 use k8r_tests::{
     assemble_card, build_with, fat_partition, fixture, installer, mirror, mirror_server, scratch,
     test_config, BASE_2404, TEST_EPOCH,
@@ -16,7 +16,7 @@ fn builder_bin() -> PathBuf {
     let path = k8r_qemu::assets::target_dir().join("debug/k8r-builder");
     assert!(
         path.exists(),
-        "{} is missing: run `cargo xtask test` (or `cargo build -p builder`)",
+        "{} is missing: run `cargo xtask test` (or `cargo build -p k8r-builder`)",
         path.display()
     );
     path
@@ -198,8 +198,9 @@ fn inject_changes_only_the_node_configuration() {
     assert!(node.contains(join), "{node}");
     let after = scratch("cli-inject-after");
     extract_partition(&built.card, 3, &after.join("p3")).expect("p3");
-    let root_cfg = builder::image::ext4::read_file(&after.join("p3"), "/usr/lib/k8r/variables.cfg")
-        .expect("cfg");
+    let root_cfg =
+        k8r_builder::image::ext4::read_file(&after.join("p3"), "/usr/lib/k8r/variables.cfg")
+            .expect("cfg");
     assert!(String::from_utf8_lossy(&root_cfg).contains(join));
     for n in [2u8, 4] {
         extract_partition(&built.card, n, &after.join(format!("p{n}"))).expect("extract");

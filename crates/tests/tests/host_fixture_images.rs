@@ -5,10 +5,10 @@
 use std::io::Read;
 use std::process::Command;
 
-use boot_config::firmware::{select_boot, BootRequest, Eeprom};
-use boot_config::Board;
-use builder::image::card::extract_partition;
-use builder::process::run;
+use k8r_boot_config::firmware::{select_boot, BootRequest, Eeprom};
+use k8r_boot_config::Board;
+use k8r_builder::image::card::extract_partition;
+use k8r_builder::process::run;
 use k8r_qemu::card::Card;
 use k8r_tests::{fat_partition, fixture, scratch, BASE_2404, BASE_2604};
 

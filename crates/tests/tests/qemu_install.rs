@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use builder::image::card::extract_partition;
+use k8r_builder::image::card::extract_partition;
 use k8r_manifest::Manifest;
 use k8r_qemu::{Machine, MachineConfig, Profile};
 use k8r_tests::{assemble_card, fat_partition, scratch, Built, BASE_2404, BASE_2604};
@@ -28,10 +28,10 @@ fn assert_root_matches(built: &Built, test: &str) {
             usize::try_from(r.length).expect("l"),
         );
         use sha2::Digest;
-        let got = builder::artefacts::hex(&sha2::Sha256::digest(&bytes[o..o + l]));
+        let got = k8r_builder::artefacts::hex(&sha2::Sha256::digest(&bytes[o..o + l]));
         assert_eq!(got, r.sha256, "range at {o}");
     }
-    builder::image::ext4::check(&p3).expect("e2fsck -fn clean");
+    k8r_builder::image::ext4::check(&p3).expect("e2fsck -fn clean");
 }
 
 fn install_then_working(test: &str, fixture: &str, profile: Profile) {
@@ -85,7 +85,7 @@ fn install_then_working(test: &str, fixture: &str, profile: Profile) {
     let cmd = vm.expect("\n", INSTALL).expect("cmdline");
     let disk_id = format!(
         "{:08x}",
-        builder::image::card::read_mbr(&built.card)
+        k8r_builder::image::card::read_mbr(&built.card)
             .expect("mbr")
             .disk_id
     );

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use builder::image::card::{extract_partition, partition};
+use k8r_builder::image::card::{extract_partition, partition};
 use k8r_manifest::Manifest;
 use k8r_qemu::{Machine, MachineConfig, Profile};
 use k8r_tests::{assemble_card, fat_partition, scratch, Built, BASE_2404};
@@ -30,7 +30,7 @@ const ON_RECOVERY: &str = "[all]\ntryboot_a_b=1\nboot_partition=1\n";
 
 fn sha(data: &[u8]) -> String {
     use sha2::Digest;
-    builder::artefacts::hex(&sha2::Sha256::digest(data))
+    k8r_builder::artefacts::hex(&sha2::Sha256::digest(data))
 }
 
 /// Overwrites partition `n` of the card with `byte`.
@@ -81,7 +81,7 @@ fn garbage_on_p3_still_ends_in_a_clean_root() {
         .expect("install");
     let p3 = scratch("fault-garbage-p3-check").join("p3");
     extract_partition(&built.card, 3, &p3).expect("p3");
-    builder::image::ext4::check(&p3).expect("e2fsck -fn clean over garbage");
+    k8r_builder::image::ext4::check(&p3).expect("e2fsck -fn clean over garbage");
     let bytes = std::fs::read(&p3).expect("read");
     for r in &manifest(&built).root.ranges {
         let (o, l) = (

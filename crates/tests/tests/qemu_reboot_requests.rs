@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use boot_config::firmware::BootRequest;
-use builder::image::card::{assemble, extract_partition, PartitionSource};
+use k8r_boot_config::firmware::BootRequest;
+use k8r_builder::image::card::{assemble, extract_partition, PartitionSource};
 use k8r_qemu::{Machine, MachineConfig, Profile};
 use k8r_tests::{fat_partition, fixture, scratch, scratch_card, BASE_2404, BASE_2604};
 
@@ -28,7 +28,7 @@ fn reboot_request_selects_the_partition_once() {
     extract_partition(&base, 1, &boot1).expect("extract boot");
     extract_partition(&base, 1, &boot2).expect("extract boot copy");
     extract_partition(&base, 2, &root).expect("extract root");
-    let p2 = builder::image::fat::FatImage::file(&boot2);
+    let p2 = k8r_builder::image::fat::FatImage::file(&boot2);
     let cmdline = String::from_utf8(p2.read("cmdline.txt").expect("cmdline")).expect("utf8");
     let marked = format!("{} k8r.slot=p2\n", cmdline.trim_end());
     p2.write("cmdline.txt", marked.as_bytes(), 0)

@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use boot_config::mbr::{Mbr, MbrPartition};
+use k8r_boot_config::mbr::{Mbr, MbrPartition};
 
 use super::{io_err, round_up, ImageError, MIB};
 

@@ -31,7 +31,7 @@ pub enum ImageError {
         /// The card image.
         path: PathBuf,
         /// What is wrong with its table.
-        source: boot_config::mbr::MbrError,
+        source: k8r_boot_config::mbr::MbrError,
     },
     /// debugfs reported an error (it always exits 0, so its stderr is checked).
     #[error("debugfs on {path} reported: {message}")]
