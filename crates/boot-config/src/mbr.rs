@@ -2,7 +2,15 @@
 //!
 //! k8r uses MBR with FAT partitions first (pi-boot notes 2.1/2.4: GPT with non-default boot
 //! partitions needed 2025 firmware fixes on Pi 4; see ISSUE raspberrypi/rpi-eeprom#654).
+//!
+//! The bytes are read and written by `mbrman` (over an in-memory sector, so this module stays
+//! pure); this module adds what the firmware model and k8r need on top: the four primary
+//! entries as plain values, GPT refusal, 1 MiB alignment and overlap checks, and resizing one
+//! entry in place while keeping every other byte of the sector (bootstrap code, disk id).
 
+use std::io::Cursor;
+
+use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
 use thiserror::Error;
 
 /// Logical sector size assumed throughout (SD/USB require 512-byte sectors; RN-2712 2025-10-08).
@@ -11,7 +19,6 @@ pub const SECTOR_SIZE: u64 = 512;
 /// Partition start alignment enforced by [`Mbr::validate`] (1 MiB, in sectors).
 pub const ALIGN_SECTORS: u32 = 2048;
 
-const DISK_ID_OFFSET: usize = 0x1B8;
 const TABLE_OFFSET: usize = 0x1BE;
 const ENTRY_LEN: usize = 16;
 const GPT_PROTECTIVE: u8 = 0xEE;
@@ -51,6 +58,23 @@ pub enum MbrError {
         /// 1-based partition number.
         number: u8,
     },
+    /// A partition entry's status byte is neither 0x00 nor 0x80.
+    #[error("partition {number} has boot flag 0x{flag:02x}: an MBR entry's status byte is 0x00 or 0x80 (the table is damaged)")]
+    BadBootFlag {
+        /// 1-based partition number.
+        number: u8,
+        /// The status byte found.
+        flag: u8,
+    },
+    /// The partition number is not 1..=4.
+    #[error("partition {number} is not one of the four primary MBR entries")]
+    NoSuchEntry {
+        /// The number asked for.
+        number: u8,
+    },
+    /// `mbrman` could not read or write the sector.
+    #[error("MBR: {0}")]
+    Codec(String),
     /// Two partitions share sectors.
     #[error("partitions {first} and {second} overlap")]
     Overlap {
@@ -119,10 +143,42 @@ pub fn is_fat_type(type_id: u8) -> bool {
     matches!(type_id, 0x01 | 0x04 | 0x06 | 0x0b | 0x0c | 0x0e | 0xef)
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(word)
+/// Reads the header of the first sector through `mbrman`, with k8r's messages for the usual
+/// failures.
+fn read_header(sector0: &[u8]) -> Result<MBRHeader, MbrError> {
+    if sector0.len() < 512 {
+        return Err(MbrError::TooShort { len: sector0.len() });
+    }
+    let found = [sector0[510], sector0[511]];
+    if found != [0x55, 0xAA] {
+        return Err(MbrError::BadSignature { found });
+    }
+    MBRHeader::read_from(&mut Cursor::new(&sector0[..512])).map_err(|e| match e {
+        mbrman::Error::InvalidBootFlag => {
+            let (number, flag) = (0..4u8)
+                .map(|i| (i + 1, sector0[TABLE_OFFSET + usize::from(i) * ENTRY_LEN]))
+                .find(|(_, f)| !matches!(f, 0x00 | 0x80))
+                .unwrap_or((0, 0));
+            MbrError::BadBootFlag { number, flag }
+        }
+        other => MbrError::Codec(other.to_string()),
+    })
+}
+
+fn write_header(header: &MBRHeader) -> Result<[u8; 512], MbrError> {
+    let mut out = Cursor::new(vec![0u8; 512]);
+    header
+        .write_into(&mut out)
+        .map_err(|e| MbrError::Codec(e.to_string()))?;
+    let bytes = out.into_inner();
+    let mut sector = [0u8; 512];
+    sector.copy_from_slice(&bytes[..512]);
+    Ok(sector)
+}
+
+/// The 1-based number of `mbrman`'s 1-based entry index.
+fn entry_number(index: usize) -> u8 {
+    u8::try_from(index).unwrap_or(0)
 }
 
 impl Mbr {
@@ -131,52 +187,65 @@ impl Mbr {
     /// An entry with type 0 or zero sectors is an empty slot. A GPT protective entry (0xEE) is
     /// refused.
     pub fn parse(sector0: &[u8]) -> Result<Mbr, MbrError> {
-        if sector0.len() < 512 {
-            return Err(MbrError::TooShort { len: sector0.len() });
-        }
-        let found = [sector0[510], sector0[511]];
-        if found != [0x55, 0xAA] {
-            return Err(MbrError::BadSignature { found });
-        }
+        let header = read_header(sector0)?;
         let mut partitions = [None; 4];
-        for (index, (slot, number)) in partitions.iter_mut().zip(1u8..).enumerate() {
-            let entry = &sector0[TABLE_OFFSET + index * ENTRY_LEN..][..ENTRY_LEN];
-            let type_id = entry[4];
-            if type_id == GPT_PROTECTIVE {
+        for (index, entry) in header.iter() {
+            let number = entry_number(index);
+            if entry.sys == GPT_PROTECTIVE {
                 return Err(MbrError::GptProtective { number });
             }
-            let sectors = read_u32(entry, 12);
-            if type_id == 0 || sectors == 0 {
+            if entry.is_unused() || entry.sectors == 0 {
                 continue;
             }
-            *slot = Some(MbrPartition {
-                type_id,
-                bootable: entry[0] & 0x80 != 0,
-                first_lba: read_u32(entry, 8),
-                sectors,
-            });
+            if let Some(slot) = partitions.get_mut(usize::from(number) - 1) {
+                *slot = Some(MbrPartition {
+                    type_id: entry.sys,
+                    bootable: entry.is_active(),
+                    first_lba: entry.starting_lba,
+                    sectors: entry.sectors,
+                });
+            }
         }
         Ok(Mbr {
-            disk_id: read_u32(sector0, DISK_ID_OFFSET),
+            disk_id: u32::from_le_bytes(header.disk_signature),
             partitions,
         })
     }
 
     /// Render the 512-byte sector: zero bootstrap code, zero CHS fields, LBA fields, `55 AA`.
     pub fn render(&self) -> [u8; 512] {
-        let mut out = [0u8; 512];
-        out[DISK_ID_OFFSET..DISK_ID_OFFSET + 4].copy_from_slice(&self.disk_id.to_le_bytes());
-        for (index, part) in self.partitions.iter().enumerate() {
-            let Some(part) = part else { continue };
-            let entry = &mut out[TABLE_OFFSET + index * ENTRY_LEN..][..ENTRY_LEN];
-            entry[0] = if part.bootable { 0x80 } else { 0 };
-            entry[4] = part.type_id;
-            entry[8..12].copy_from_slice(&part.first_lba.to_le_bytes());
-            entry[12..16].copy_from_slice(&part.sectors.to_le_bytes());
+        let mut header = MBRHeader::new(self.disk_id.to_le_bytes());
+        for (index, part) in (1usize..).zip(self.partitions.iter()) {
+            let (Some(part), Some(entry)) = (part, header.get_mut(index)) else {
+                continue;
+            };
+            *entry = MBRPartitionEntry {
+                boot: if part.bootable { 0x80 } else { 0 },
+                first_chs: CHS::empty(),
+                sys: part.type_id,
+                last_chs: CHS::empty(),
+                starting_lba: part.first_lba,
+                sectors: part.sectors,
+            };
         }
-        out[510] = 0x55;
-        out[511] = 0xAA;
-        out
+        // Every field written is valid (boot flag 0x00/0x80, signature set by `new`).
+        write_header(&header).unwrap_or([0; 512])
+    }
+
+    /// `sector0` with partition `number`'s length set to `sectors`, every other byte kept
+    /// (bootstrap code, disk id, the other entries, CHS fields): how the node agent grows its
+    /// data partition to the end of the card in place.
+    ///
+    /// # Errors
+    /// The sector is not an MBR, or `number` is not a used primary entry.
+    pub fn resized(sector0: &[u8], number: u8, sectors: u32) -> Result<[u8; 512], MbrError> {
+        let mut header = read_header(sector0)?;
+        let entry = header
+            .get_mut(usize::from(number))
+            .filter(|e| e.is_used() && (1..=4).contains(&number))
+            .ok_or(MbrError::NoSuchEntry { number })?;
+        entry.sectors = sectors;
+        write_header(&header)
     }
 
     /// Check the layout against a disk of `disk_bytes`: every partition starts on a 1 MiB
@@ -301,6 +370,47 @@ mod tests {
         let err = Mbr::parse(&gpt).expect_err("GPT refused");
         assert_eq!(err, MbrError::GptProtective { number: 2 });
         assert!(err.to_string().contains("GPT"));
+    }
+
+    #[test]
+    fn resizing_one_entry_keeps_every_other_byte() {
+        let mut sector = sample().render();
+        // Bootstrap code and CHS fields as a vendor image may carry them.
+        for (i, b) in sector[..440].iter_mut().enumerate() {
+            *b = u8::try_from(i % 251).expect("fits");
+        }
+        sector[0x1BE + 16 + 1] = 0x21;
+        let grown = Mbr::resized(&sector, 3, 4_000_000).expect("resize");
+        let mut expected = sector;
+        expected[0x1BE + 2 * 16 + 12..0x1BE + 2 * 16 + 16]
+            .copy_from_slice(&4_000_000u32.to_le_bytes());
+        assert_eq!(grown, expected, "only partition 3's length changed");
+        assert_eq!(
+            Mbr::parse(&grown).expect("parse").partitions[2].map(|p| p.sectors),
+            Some(4_000_000)
+        );
+        assert_eq!(
+            Mbr::resized(&sector, 4, 1),
+            Err(MbrError::NoSuchEntry { number: 4 }),
+            "an empty entry is not grown"
+        );
+        assert_eq!(
+            Mbr::resized(&sector, 5, 1),
+            Err(MbrError::NoSuchEntry { number: 5 })
+        );
+    }
+
+    #[test]
+    fn a_damaged_status_byte_is_named() {
+        let mut sector = sample().render();
+        sector[0x1BE + 16] = 0x12;
+        assert_eq!(
+            Mbr::parse(&sector),
+            Err(MbrError::BadBootFlag {
+                number: 2,
+                flag: 0x12
+            })
+        );
     }
 
     #[test]

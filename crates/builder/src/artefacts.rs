@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use k8r_card::digest::{hex, HashingReader, HashingWriter};
 use sha2::{Digest, Sha256};
 
 use crate::image::{io_err, ImageError};
@@ -27,36 +28,6 @@ pub struct Digests {
     pub sha256: String,
 }
 
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// A writer that hashes and counts what passes through.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Compresses `input` into `output` as multi-block xz (preset `preset`, `threads` encoder
 /// threads; the output does not depend on the thread count), hashing both sides.
 pub fn compress_xz(
@@ -74,39 +45,32 @@ pub fn compress_xz(
         .encoder()
         .map_err(|e| ImageError::Layout(format!("xz encoder: {e}")))?;
     let out = File::create(output).map_err(io_err(output))?;
-    let hashing = Hashing {
-        inner: BufWriter::new(out),
-        hasher: Sha256::new(),
-        count: 0,
-    };
-    let mut encoder = liblzma::write::XzEncoder::new_stream(hashing, stream);
-    let mut src = File::open(input).map_err(io_err(input))?;
-    let mut plain = Sha256::new();
-    let mut size = 0u64;
+    let mut encoder =
+        liblzma::write::XzEncoder::new_stream(HashingWriter::new(BufWriter::new(out)), stream);
+    let mut src = HashingReader::new(File::open(input).map_err(io_err(input))?);
     let mut buf = vec![0u8; 1024 * 1024];
     loop {
         let n = src.read(&mut buf).map_err(io_err(input))?;
         if n == 0 {
             break;
         }
-        plain.update(&buf[..n]);
         encoder.write_all(&buf[..n]).map_err(io_err(output))?;
-        size += n as u64;
-        progress(size);
+        progress(src.count());
     }
     let mut hashing = encoder.finish().map_err(io_err(output))?;
     hashing.flush().map_err(io_err(output))?;
-    hashing
-        .inner
+    let (compressed_sha256, compressed_size, writer) = hashing.finish();
+    writer
         .into_inner()
         .map_err(|e| io_err(output)(e.into_error()))?
         .sync_all()
         .map_err(io_err(output))?;
+    let (sha256, size) = src.finish();
     Ok(Digests {
-        compressed_size: hashing.count,
-        compressed_sha256: hex(&hashing.hasher.finalize()),
+        compressed_size,
+        compressed_sha256,
         size,
-        sha256: hex(&plain.finalize()),
+        sha256,
     })
 }
 
@@ -260,20 +224,6 @@ pub fn zero_outside(file: &Path, used: &[(u64, u64)], total: u64) -> Result<u64,
     Ok(zeroed)
 }
 
-/// SHA-256 of a whole file.
-pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            return Ok(hex(&h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +244,10 @@ mod tests {
         assert_eq!(d1, d2, "same digests whatever the thread count");
         assert_eq!(d1.size, data.len() as u64);
         assert_eq!(d1.sha256, hex(&Sha256::digest(&data)));
-        assert_eq!(d1.compressed_sha256, sha256_file(&one).expect("sha"));
+        assert_eq!(
+            d1.compressed_sha256,
+            k8r_card::digest::sha256_file(&one).expect("sha")
+        );
         let list = crate::process::run(
             std::process::Command::new("xz")
                 .args(["-lvv", "--robot"])

@@ -1,5 +1,6 @@
 //! The `k8r-builder` command line: argument structs (their doc comments are the `--help`)
-//! and one function per subcommand. `main` only parses and calls [`run`].
+//! and one function per subcommand, which only turns arguments into calls of the library
+//! (`config`, `assemble`, `inject`, `inspect`). `main` only parses and calls [`run`].
 
 use std::path::{Path, PathBuf};
 
@@ -7,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::assemble::{self, AssembleOptions, BuildInputs};
-use crate::config::{self, BuildConfig, Cni};
-use crate::fetch::{self, CniManifest, Fetcher, NodeSpec};
+use crate::config;
+use crate::fetch::{self, Fetcher};
 
 /// Build k8r golden SD card images for Raspberry Pi Kubernetes nodes, as an ordinary user.
 #[derive(Debug, Parser)]
@@ -110,53 +111,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Loads and validates a configuration, printing its warnings.
-pub fn load_config(path: &Path) -> Result<BuildConfig> {
-    let cfg = config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    for w in cfg.warnings() {
-        log::warn!("{w}");
-    }
-    Ok(cfg)
-}
-
-/// The build inputs a configuration asks for.
-pub fn inputs(cfg: &BuildConfig, base_image: Option<&Path>) -> Result<BuildInputs> {
-    let arch = cfg.arch.to_string();
-    let (cni, cni_manifest_name) = match cfg.cni {
-        Cni::Calico { version } => (CniManifest::Calico(version.to_string()), "calico.yaml"),
-        Cni::Flannel { version } => (
-            CniManifest::Flannel(version.to_string()),
-            "kube-flannel.yml",
-        ),
-    };
-    let spec = NodeSpec {
-        arch: arch.clone(),
-        k8s: cfg.k8s_version.to_string(),
-        containerd: cfg.components.containerd.to_string(),
-        runc: cfg.components.runc.to_string(),
-        cni_plugins: cfg.components.cni_plugins.to_string(),
-        crictl: cfg.components.crictl.to_string(),
-        cni,
-    };
-    let mirrors = fetch::Mirrors {
-        k8s_release: cfg.mirrors.k8s_release_url.clone(),
-        github: cfg.mirrors.github_url.clone(),
-        github_raw: cfg.mirrors.github_raw_url.clone(),
-    };
-    let artifacts = fetch::node_artifacts(&spec, &mirrors)?;
-    Ok(BuildInputs {
-        base_image: base_image.map_or_else(|| cfg.image.clone(), Path::to_path_buf),
-        arch,
-        k8s_version: cfg.k8s_version.to_string(),
-        artifacts,
-        cni_manifest_name: cni_manifest_name.to_owned(),
-        variables_cfg: cfg.render_cfg(),
-        password_hash: cfg.password_hash.clone(),
-        root_size: cfg.root_size.map(|s| s.bytes),
-        containerd_major: cfg.components.containerd.major,
-    })
-}
-
 fn installer_path(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
@@ -173,8 +127,8 @@ fn installer_path(given: Option<&Path>) -> Result<PathBuf> {
 }
 
 fn run_assemble(args: &AssembleArgs) -> Result<()> {
-    let cfg = load_config(&args.config)?;
-    let inputs = inputs(&cfg, args.base_image.as_deref())?;
+    let cfg = config::load_and_warn(&args.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let inputs = BuildInputs::from_config(&cfg, args.base_image.as_deref())?;
     if !inputs.base_image.exists() {
         bail!(
             "base image {} does not exist (IMAGE in {}, or --base-image)",

@@ -7,10 +7,32 @@ use std::path::Path;
 
 use k8r_boot_config::autoboot::Autoboot;
 pub use k8r_boot_config::volume::{ext4_label, fat_label};
+use k8r_card::layout::{RECOVERY_LABEL, ROOT_LABEL};
+use k8r_card::recovery::{AUTOBOOT_FILE, NODE_DIR, NODE_VARIABLES};
+use k8r_card::store::{Pointer, POINTER_FILE, STORE_DIR};
+use k8r_manifest::{Manifest, MANIFEST_FILE};
 
 use crate::image::fat::FatImage;
 use crate::image::{card, ext4, io_err, ImageError, MIB};
-use crate::recovery;
+
+/// The current build's manifest in the image store of a card's recovery partition (through
+/// the store's pointer file).
+///
+/// # Errors
+/// The pointer or the manifest is missing or invalid, said plainly.
+pub fn stored_manifest(p1: &FatImage) -> Result<Manifest, String> {
+    let pointer_path = format!("{STORE_DIR}/{POINTER_FILE}");
+    let text = p1
+        .read(&pointer_path)
+        .map_err(|e| format!("{pointer_path}: {e}"))?;
+    let pointer = Pointer::parse(&String::from_utf8_lossy(&text))
+        .map_err(|e| format!("{pointer_path}: {e}"))?;
+    let manifest_path = format!("{STORE_DIR}/{}/{MANIFEST_FILE}", pointer.current);
+    let text = p1
+        .read(&manifest_path)
+        .map_err(|e| format!("{manifest_path}: {e}"))?;
+    Manifest::parse(&String::from_utf8_lossy(&text)).map_err(|e| format!("{manifest_path}: {e}"))
+}
 
 /// A human-readable report of `image`.
 pub fn inspect(image: &Path) -> Result<String, ImageError> {
@@ -47,12 +69,12 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
         );
         labels.push((i + 1, p.byte_offset(), fs, label));
     }
-    if let Some((_, offset, _, _)) = labels.iter().find(|(_, _, _, l)| l == recovery::LABEL) {
+    if let Some((_, offset, _, _)) = labels.iter().find(|(_, _, _, l)| l == RECOVERY_LABEL) {
         let p1 = FatImage {
             path: image.to_path_buf(),
             offset: *offset,
         };
-        if let Ok(text) = p1.read("autoboot.txt") {
+        if let Ok(text) = p1.read(AUTOBOOT_FILE) {
             match Autoboot::parse(&text) {
                 Ok(ab) => {
                     let next = ab.boot_partition(false).unwrap_or(1);
@@ -71,12 +93,8 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
                 }
             }
         }
-        if let Ok(m) = p1.read(&format!(
-            "{}/{}",
-            recovery::STORE,
-            k8r_manifest::MANIFEST_FILE
-        )) {
-            match k8r_manifest::Manifest::parse(&String::from_utf8_lossy(&m)) {
+        {
+            match stored_manifest(&p1) {
                 Ok(m) => {
                     let _ = writeln!(
                         out,
@@ -91,12 +109,13 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
                     );
                 }
                 Err(e) => {
-                    let _ = writeln!(out, "stored manifest is invalid: {e}");
+                    let _ = writeln!(out, "stored image: none usable ({e})");
                 }
             }
         }
-        if let Ok(cfg) = p1.read(recovery::NODE_CONFIG) {
-            let _ = writeln!(out, "node configuration ({}):", recovery::NODE_CONFIG);
+        let node_cfg = format!("{NODE_DIR}/{NODE_VARIABLES}");
+        if let Ok(cfg) = p1.read(&node_cfg) {
+            let _ = writeln!(out, "node configuration ({node_cfg}):");
             for line in String::from_utf8_lossy(&cfg).lines() {
                 let _ = writeln!(out, "    {}", redact(line));
             }
@@ -104,7 +123,7 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
     }
     if let Some((_, offset, _, _)) = labels
         .iter()
-        .find(|(_, _, fs, l)| *fs == "ext4" && l == "writable")
+        .find(|(_, _, fs, l)| *fs == "ext4" && l == ROOT_LABEL)
     {
         let spec = format!("{}?offset={offset}", image.display());
         if let Ok(info) = ext4::read_file(Path::new(&spec), "/usr/lib/k8r/build-info") {

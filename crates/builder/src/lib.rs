@@ -10,7 +10,7 @@ pub mod assemble;
 pub mod base;
 pub mod bootpart;
 pub mod cli;
-pub mod config;
+pub use k8r_config as config;
 pub mod fetch;
 pub mod image;
 pub mod inject;

@@ -1,29 +1,12 @@
-//! The recovery partition (p1, `K8R-RECOVER`): Pi firmware and the base image's kernel, the
-//! k8r recovery initramfs (installer as `/init` plus the kernel modules it needs), its own
-//! `config.txt`/`cmdline.txt`, `autoboot.txt`, and the image store.
+//! The recovery partition's content (p1, `K8R-RECOVER`; the card's layout is `k8r-card`'s):
+//! Pi firmware and the base image's kernel, the k8r recovery initramfs (installer as `/init`
+//! plus the kernel modules it needs), its own `config.txt`/`cmdline.txt`, `autoboot.txt`.
 
 use std::collections::BTreeSet;
 
 use k8r_boot_config::autoboot::Autoboot;
+use k8r_card::recovery::RECOVERY_INITRAMFS;
 use k8r_initramfs::{Archive, ModuleDeps};
-
-/// The recovery partition's FAT label (FAT labels hold 11 characters, so not `K8R-RECOVERY`).
-pub const LABEL: &str = "K8R-RECOVER";
-
-/// The recovery initramfs file name on p1.
-pub const INITRAMFS: &str = "k8r-recovery.img";
-
-/// The image store directory on p1, holding `current/` (and `staged/` during an update).
-pub const STORE: &str = "k8r/images/current";
-
-/// This card's node configuration on p1 (`variables.cfg`). It lives beside the image store, not
-/// only inside the root image, so the same artefacts serve every node and `inject` changes a
-/// card in seconds: the installer copies it to `/usr/lib/k8r/variables.cfg` after writing
-/// the root, and upgrades keep the node's own configuration.
-pub const NODE_CONFIG: &str = "k8r/node/variables.cfg";
-
-/// This card's cloud-init `user-data` (login password), copied onto p2 after `boot.tar.xz`.
-pub const NODE_USER_DATA: &str = "k8r/node/user-data";
 
 /// Modules the recovery system cannot work without (names as in `modules.dep`; `-`/`_` mix).
 pub const REQUIRED_MODULES: &[&str] = &["ext4", "vfat", "nls_cp437", "nls_iso8859-1"];
@@ -51,7 +34,7 @@ pub fn config_txt() -> String {
          [all]\n\
          arm_64bit=1\n\
          kernel=vmlinuz\n\
-         initramfs {INITRAMFS} followkernel\n\
+         initramfs {RECOVERY_INITRAMFS} followkernel\n\
          cmdline=cmdline.txt\n\
          enable_uart=1\n"
     )
@@ -173,11 +156,12 @@ pub fn is_dtb(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with(".dtb")
 }
 
-/// Size for p1: its content plus room for a staged update (a second copy of the artefacts)
-/// and slack, at least 256 MiB, rounded up to 1 MiB.
+/// Size for p1: its content plus room for two more builds of the same size (the image store
+/// keeps the previous build for a rollback while a new one is staged: `k8r-card`'s store),
+/// and slack; at least 256 MiB, rounded up to 1 MiB.
 pub fn partition_size(boot_files: u64, artefacts: u64) -> u64 {
     const MIB: u64 = 1024 * 1024;
-    let want = boot_files + 2 * artefacts + artefacts / 4 + 32 * MIB;
+    let want = boot_files + 3 * artefacts + artefacts / 4 + 32 * MIB;
     want.max(256 * MIB).div_ceil(MIB) * MIB
 }
 
@@ -253,11 +237,11 @@ kernel/drivers/mmc/host/sdhci-iproc.ko: kernel/drivers/mmc/host/sdhci.ko\nkernel
     }
 
     #[test]
-    fn size_leaves_room_for_a_staged_update() {
+    fn size_leaves_room_for_a_staged_update_beside_a_previous_build() {
         const MIB: u64 = 1024 * 1024;
         assert_eq!(partition_size(10 * MIB, 10 * MIB), 256 * MIB);
         let big = partition_size(100 * MIB, 800 * MIB);
-        assert!(big >= 100 * MIB + 1600 * MIB, "{big}");
+        assert!(big >= 100 * MIB + 3 * 800 * MIB, "{big}");
         assert_eq!(big % MIB, 0);
     }
 }

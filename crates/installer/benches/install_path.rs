@@ -14,15 +14,12 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
-use k8r_installer::stream;
+use k8r_card::digest::hex;
+use k8r_card::stream;
 use k8r_manifest::Range;
 use sha2::{Digest, Sha256};
 
 const IMAGE: usize = 192 << 20;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn image() -> (Vec<u8>, Vec<Range>) {
     let mut data = vec![0u8; IMAGE];

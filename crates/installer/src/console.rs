@@ -14,8 +14,7 @@ pub fn key_pressed(wait: Duration) -> bool {
     let mut pressed = false;
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = i32::try_from(left.as_millis().min(1000)).unwrap_or(1000);
-        match sys::poll_stdin(ms) {
+        match sys::poll_stdin(left.min(Duration::from_secs(1))) {
             Ok(true) => {
                 pressed = true;
                 break;
@@ -38,7 +37,7 @@ pub fn key_pressed(wait: Duration) -> bool {
 /// Reads and discards input that is already waiting.
 fn drain() {
     let mut buf = [0u8; 256];
-    while matches!(sys::poll_stdin(50), Ok(true)) {
+    while matches!(sys::poll_stdin(Duration::from_millis(50)), Ok(true)) {
         if std::io::stdin().read(&mut buf).map_or(true, |n| n == 0) {
             break;
         }

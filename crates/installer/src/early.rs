@@ -29,17 +29,17 @@ impl Log {
     }
 
     /// Also copy single-line messages to the kernel log (`dmesg`), at debug level, so
-    /// they survive in `pstore`/netconsole setups and show up in the shell's `dmesg`.
+    /// they survive in `pstore`/netconsole setups and show up in the shell's `dmesg`. Called
+    /// once devtmpfs is mounted (`/dev/kmsg` exists only then).
     pub fn attach_kmsg(&mut self) {
         self.kmsg = OpenOptions::new().write(true).open("/dev/kmsg").ok();
     }
 
     /// One line on the console (or stdout when there is no console), and in the kernel log.
     pub fn line(&self, text: &str) {
-        if let (Some(k), false) = (&self.kmsg, text.contains('\n')) {
+        if let (Some(k), Some(record)) = (&self.kmsg, kmsg_record(text)) {
             let mut k = k;
-            // Level 7 (debug): kept in the kernel log, not echoed to the console again.
-            let _ = k.write_all(format!("<7>k8r: {text}").as_bytes());
+            let _ = k.write_all(record.as_bytes());
         }
         let line = format!("{text}\n");
         match &self.console {
@@ -62,8 +62,8 @@ pub fn bring_up() -> Vec<String> {
         ("sysfs", "/sys", "sysfs"),
     ] {
         let _ = std::fs::create_dir_all(dir);
-        if let Err(e) = sys::mount(src, Path::new(dir), fs, 0, "") {
-            if e.raw_os_error() != Some(libc::EBUSY) {
+        if let Err(e) = sys::mount(src, Path::new(dir), fs, sys::Flags::empty(), "") {
+            if e.raw_os_error() != Some(rustix::io::Errno::BUSY.raw_os_error()) {
                 problems.push(format!("mount {fs} on {dir}: {e}"));
             }
         }
@@ -86,4 +86,33 @@ pub fn bring_up() -> Vec<String> {
         Err(e) => problems.push(format!("{LOAD_ORDER}: {e}")),
     }
     problems
+}
+
+/// Writes one line to the kernel log at the default level, so it also reaches the console
+/// (the harness's reboot-request line goes this way: the kernel flushes its console before a
+/// reset, a tty write may still sit in the UART FIFO).
+pub fn kmsg(line: &str) {
+    if let Ok(mut k) = OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = k.write_all(line.as_bytes());
+    }
+}
+
+/// The kernel-log record [`Log::line`] writes for `text`: level 7 (debug, kept in the kernel
+/// log but not echoed to the console a second time), prefixed `k8r: `.
+pub fn kmsg_record(text: &str) -> Option<String> {
+    (!text.contains('\n')).then(|| format!("<7>k8r: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_log_records_are_debug_level_single_lines() {
+        assert_eq!(
+            kmsg_record("K8R-RECOVERY: writing the root partition").as_deref(),
+            Some("<7>k8r: K8R-RECOVERY: writing the root partition")
+        );
+        assert_eq!(kmsg_record("a menu\nof lines"), None);
+    }
 }

@@ -1,54 +1,82 @@
-//! PID 1's flow: bring up, find the card, read the stored manifest and the attempt record,
+//! PID 1's flow: bring up, find the card, read the stored build and the attempt record,
 //! count down, install — or show the recovery menu. Every error ends in the menu with a
 //! one-line cause; PID 1 never exits.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8r_manifest::Manifest;
+use k8r_card::disk::{CardLayout, Sysfs};
+use k8r_card::install_log::format_entry;
+use k8r_card::install_state::BootDecision;
+use k8r_card::recovery::{Recovery, MAX_ATTEMPTS};
+use k8r_card::store::Build;
+use k8r_card::{layout, stream, Part};
 
-use crate::card::{self, CardLayout};
 use crate::early::{self, Log};
-use crate::failpoint::Failpoints;
-use crate::install::{self, Job, RECOVERY_MNT, STORE};
+use crate::error::{Error, Result};
+use crate::failpoint::{Failpoints, Point};
+use crate::install::{self, Job, Say};
 use crate::menu::{self, Action, Menu, MenuContext, Outcome};
-use crate::replace::careful_replace;
-use crate::state::{BootDecision, InstallState};
 use crate::watchdog::Watchdog;
-use crate::{console, installlog, stream, sys};
+use crate::{console, mounts, sys};
 
-/// Failed attempts before the installer stops at the menu instead of looping.
-pub const MAX_ATTEMPTS: u32 = 3;
 /// The countdown before an automatic install.
-pub const COUNTDOWN: u32 = 5;
-/// The attempt record on p1.
-pub const STATE_FILE: &str = "k8r/install-state";
-/// The install log on p1.
-pub const LOG_FILE: &str = "k8r/install.log";
-/// Bound of the install log.
-pub const LOG_MAX: usize = 64 * 1024;
+pub(crate) const COUNTDOWN: u32 = 5;
 /// The line the harness (and operators) look for.
-pub const MARKER: &str = "K8R-RECOVERY";
+pub(crate) const MARKER: &str = "K8R-RECOVERY";
+/// How long to wait for the card to appear.
+const CARD_WAIT: Duration = Duration::from_secs(30);
+
+/// Where PID 1 finds the kernel's block devices and mounts the card's partitions.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    /// `/sys/class/block` and `/dev`.
+    pub sysfs: Sysfs,
+    /// Where the recovery partition stays mounted.
+    pub recovery: PathBuf,
+    /// Where p2 is mounted while its files are written.
+    pub boot: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            sysfs: Sysfs::default(),
+            recovery: PathBuf::from("/mnt/recovery"),
+            boot: PathBuf::from("/mnt/boot"),
+        }
+    }
+}
 
 /// What the flow knows once the card is found.
-struct Ready {
+#[derive(Debug)]
+pub(crate) struct Ready {
     card: CardLayout,
-    manifest: Manifest,
+    recovery: Recovery,
+    build: Build,
 }
 
 /// Runs PID 1. Never returns.
-pub fn run() -> ! {
-    let log = Log::open();
-    let say = |s: &str| log.line(s);
-    say(&format!(
+pub(crate) fn run() -> ! {
+    let mut log = Log::open();
+    log.line(&format!(
         "{MARKER}: k8r recovery installer {}",
         env!("CARGO_PKG_VERSION")
     ));
-    for problem in early::bring_up() {
+    let problems = early::bring_up();
+    // devtmpfs is mounted now: from here on every line also goes to the kernel log.
+    log.attach_kmsg();
+    let say = |s: &str| log.line(s);
+    for problem in problems {
         say(&format!("{MARKER}: warning: {problem}"));
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let failpoints = Failpoints::from_cmdline(&cmdline);
+    for name in failpoints.unknown() {
+        say(&format!(
+            "{MARKER}: warning: k8r.failpoint={name} is not a failpoint (ignored)"
+        ));
+    }
     // `k8r.watchdog=off` for machines whose watchdog cannot be fed: QEMU's raspi3b resets as
     // soon as the bcm2835 watchdog is started (it does not emulate the timer).
     let watchdog = if cmdline.split_whitespace().any(|t| t == "k8r.watchdog=off") {
@@ -59,22 +87,27 @@ pub fn run() -> ! {
     if watchdog.is_some() {
         say(&format!("{MARKER}: watchdog armed"));
     }
-    let ready = prepare(&say);
-    let mut last_error = ready.as_ref().err().cloned();
+    let paths = Paths::default();
+    let ready = prepare(&paths, &say);
+    let mut last_error = ready.as_ref().err().map(ToString::to_string);
     if let Ok(r) = &ready {
-        let state = read_state();
+        let (state, warnings) = r.recovery.install_state();
+        for w in warnings {
+            say(&format!("{MARKER}: warning: {w}"));
+        }
         match state.on_boot(MAX_ATTEMPTS) {
             BootDecision::Install { attempt } => {
-                let text = menu::countdown_text(
-                    COUNTDOWN,
-                    Some(&r.manifest.build_id),
-                    Some(&r.manifest.kubernetes_version),
-                );
+                let m = &r.build.manifest;
+                let text =
+                    menu::countdown_text(COUNTDOWN, Some(&m.build_id), Some(&m.kubernetes_version));
                 say(&format!("{text} (attempt {attempt} of {MAX_ATTEMPTS})"));
                 if console::key_pressed(Duration::from_secs(u64::from(COUNTDOWN))) {
                     say(&format!("{MARKER}: key pressed: recovery menu"));
                 } else {
-                    last_error = install_and_reboot(r, &failpoints, watchdog.as_ref(), &say).err();
+                    last_error =
+                        install_and_reboot(r, &paths, &failpoints, watchdog.as_ref(), &say)
+                            .err()
+                            .map(|e| e.to_string());
                 }
             }
             BootDecision::StopAtMenu { reason } => {
@@ -83,117 +116,125 @@ pub fn run() -> ! {
             }
         }
     }
-    menu_loop(ready.ok(), last_error, &failpoints, watchdog.as_ref(), &say)
+    menu_loop(
+        ready.ok(),
+        &paths,
+        last_error,
+        &failpoints,
+        watchdog.as_ref(),
+        &say,
+    )
 }
 
-fn prepare(say: &dyn Fn(&str)) -> Result<Ready, String> {
-    let found = card::find_recovery(Duration::from_secs(30)).map_err(|e| e.to_string())?;
+/// Finds the card, mounts its recovery partition for good, opens the current stored build.
+fn prepare(paths: &Paths, say: Say<'_>) -> Result<Ready> {
+    let found = paths.sysfs.find_recovery(CARD_WAIT)?;
     say(&format!(
         "{MARKER}: card {} holds {} on partition {}",
-        found.disk,
-        card::RECOVERY_LABEL,
+        found.disk.display(),
+        layout::RECOVERY_LABEL,
         found.partition
     ));
-    let card = card::layout(&found.disk)?;
-    for n in 1..=3 {
-        card.part(n)?;
+    let card = paths.sysfs.layout(&found.disk)?;
+    for part in [Part::Recovery, Part::Boot, Part::Root] {
+        card.part(part)?;
     }
-    install::mount(&card.part(1)?.dev, RECOVERY_MNT, "vfat")?;
-    let path = Path::new(RECOVERY_MNT)
-        .join(STORE)
-        .join(k8r_manifest::MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let manifest = Manifest::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Ready { card, manifest })
+    let p1 = mounts::mount(
+        &card.part(Part::Recovery)?.dev,
+        &paths.recovery,
+        Part::Recovery.fs(),
+    )?;
+    let recovery = Recovery::new(&p1.keep());
+    let build = recovery.store().current()?;
+    Ok(Ready {
+        card,
+        recovery,
+        build,
+    })
 }
 
-fn read_state() -> InstallState {
-    let text =
-        std::fs::read_to_string(Path::new(RECOVERY_MNT).join(STATE_FILE)).unwrap_or_default();
-    InstallState::parse(&text)
-}
-
-fn write_state(state: &InstallState) -> Result<(), String> {
-    let dir = Path::new(RECOVERY_MNT).join("k8r");
-    careful_replace(&dir, "install-state", state.render().as_bytes()).map_err(|e| e.to_string())
-}
-
-fn append_log(build_id: &str, outcome: &str) {
-    let path = Path::new(RECOVERY_MNT).join(LOG_FILE);
-    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+fn append_log(recovery: &Recovery, build_id: &str, outcome: &str) {
     let uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|u| u.split_whitespace().next().and_then(|s| s.parse().ok()))
         .unwrap_or(0.0);
-    let entry = installlog::format_entry(uptime, build_id, outcome);
-    let text = installlog::append_bounded(&existing, &entry, LOG_MAX);
-    let _ = careful_replace(
-        &Path::new(RECOVERY_MNT).join("k8r"),
-        "install.log",
-        text.as_bytes(),
-    );
+    // The log is informational: failing to append must not stop an install or a recovery.
+    let _ = recovery.append_install_log(&format_entry(uptime, build_id, outcome));
 }
 
-fn job<'a>(r: &'a Ready, failpoints: &'a Failpoints, watchdog: Option<&'a Watchdog>) -> Job<'a> {
-    let mem_total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| stream::mem_total_from_meminfo(&t))
-        .unwrap_or(1 << 30);
+fn job<'a>(
+    r: &'a Ready,
+    paths: &'a Paths,
+    failpoints: &'a Failpoints,
+    watchdog: Option<&'a Watchdog>,
+) -> Job<'a> {
+    let opts = k8r_card::store::VerifyOptions::for_this_machine();
     Job {
         card: &r.card,
-        manifest: &r.manifest,
+        build: &r.build,
+        recovery: &r.recovery,
+        boot_mnt: &paths.boot,
         failpoints,
         watchdog,
-        threads: usize::try_from(stream::online_cpus()).unwrap_or(1).max(1),
-        mem_total,
+        threads: opts.threads,
+        mem_total: opts.mem_total,
     }
 }
 
 /// The automatic path. Returns only on failure (with the cause); on success it reboots.
 fn install_and_reboot(
     r: &Ready,
+    paths: &Paths,
     failpoints: &Failpoints,
     watchdog: Option<&Watchdog>,
-    say: &dyn Fn(&str),
-) -> Result<(), String> {
-    let job = job(r, failpoints, watchdog);
-    let build = r.manifest.build_id.clone();
-    let before = read_state();
-    write_state(&before.begin(&build))?;
-    append_log(&build, "install started");
-    failpoints.hit("after-begin", say);
-    let steps = || -> Result<(), String> {
+    say: Say<'_>,
+) -> Result<()> {
+    let job = job(r, paths, failpoints, watchdog);
+    let build = r.build.manifest.build_id.clone();
+    let (before, _) = r.recovery.install_state();
+    r.recovery.write_install_state(&before.begin(&build))?;
+    append_log(&r.recovery, &build, "install started");
+    failpoints.hit(Point::AfterBegin, say);
+    let steps = || -> Result<()> {
         install::check_compressed(&job)?;
         say(&format!("{MARKER}: writing the root partition"));
         install::write_root(&job, say)?;
         say(&format!("{MARKER}: writing the boot partition"));
         install::write_boot(&job, say)?;
-        install::apply_node_config(&job)?;
         Ok(())
     };
     if let Err(cause) = steps() {
         say(&format!("{MARKER}: install failed: {cause}"));
-        let _ = write_state(&read_state().fail(&cause));
-        append_log(&build, &format!("failed: {cause}"));
+        let (state, _) = r.recovery.install_state();
+        let _ = r
+            .recovery
+            .write_install_state(&state.fail(&cause.to_string()));
+        append_log(&r.recovery, &build, &format!("failed: {cause}"));
         return Err(cause);
     }
-    failpoints.hit("before-flip", say);
-    write_state(&read_state().succeed())?;
-    append_log(&build, "verified; switching to the working system");
-    install::flip_autoboot(2)?;
-    failpoints.hit("after-flip", say);
+    failpoints.hit(Point::BeforeFlip, say);
+    let (state, _) = r.recovery.install_state();
+    r.recovery.write_install_state(&state.succeed())?;
+    append_log(
+        &r.recovery,
+        &build,
+        "verified; switching to the working system",
+    );
+    r.recovery.set_next_boot(Part::Boot)?;
+    sys::sync();
+    failpoints.hit(Point::AfterFlip, say);
     say(&format!(
         "{MARKER}: install verified, rebooting into the working system"
     ));
-    reboot(say)
+    reboot(r.recovery.root(), say)
 }
 
-fn reboot(say: &dyn Fn(&str)) -> ! {
+fn reboot(recovery_mnt: &Path, say: Say<'_>) -> ! {
     sys::sync();
-    let _ = sys::umount(Path::new(RECOVERY_MNT));
+    let _ = sys::umount(recovery_mnt);
     // The harness's stand-in for the Pi's reboot register (docs/harness.md): the next boot
     // follows autoboot.txt (partition 0 = the default).
-    kmsg("k8r-reboot: partition=0 tryboot=0");
+    early::kmsg("k8r-reboot: partition=0 tryboot=0");
     loop {
         if let Err(e) = sys::reboot() {
             say(&format!("{MARKER}: reboot failed: {e}"));
@@ -202,27 +243,24 @@ fn reboot(say: &dyn Fn(&str)) -> ! {
     }
 }
 
-fn kmsg(line: &str) {
-    use std::io::Write;
-    if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        let _ = k.write_all(line.as_bytes());
-    }
-}
-
 fn menu_loop(
     ready: Option<Ready>,
+    paths: &Paths,
     mut last_error: Option<String>,
     failpoints: &Failpoints,
     watchdog: Option<&Watchdog>,
-    say: &dyn Fn(&str),
+    say: Say<'_>,
 ) -> ! {
     loop {
-        let state = read_state();
+        let state = ready
+            .as_ref()
+            .map(|r| r.recovery.install_state().0)
+            .unwrap_or_default();
         let ctx = MenuContext {
-            build_id: ready.as_ref().map(|r| r.manifest.build_id.clone()),
+            build_id: ready.as_ref().map(|r| r.build.manifest.build_id.clone()),
             k8s_version: ready
                 .as_ref()
-                .map(|r| r.manifest.kubernetes_version.clone()),
+                .map(|r| r.build.manifest.kubernetes_version.clone()),
             last_error: last_error.clone(),
             shell_available: Path::new("/bin/sh").exists(),
             working_verified: state.last_install_verified(),
@@ -239,7 +277,9 @@ fn menu_loop(
                 if let Some(w) = watchdog {
                     w.heartbeat();
                 }
-                last_error = act(action, ready.as_ref(), failpoints, watchdog, say).err();
+                last_error = act(action, ready.as_ref(), paths, failpoints, watchdog, say)
+                    .err()
+                    .map(|e| e.to_string());
             }
             Outcome::Refused(why) | Outcome::Invalid(why) => say(&format!("{MARKER}: {why}")),
             Outcome::Redraw => {}
@@ -250,23 +290,29 @@ fn menu_loop(
 fn act(
     action: Action,
     ready: Option<&Ready>,
+    paths: &Paths,
     failpoints: &Failpoints,
     watchdog: Option<&Watchdog>,
-    say: &dyn Fn(&str),
-) -> Result<(), String> {
-    let need =
-        || ready.ok_or_else(|| "no usable card or stored image (see the error above)".to_owned());
+    say: Say<'_>,
+) -> Result<()> {
+    let need = || ready.ok_or(Error::NotReady);
     match action {
-        Action::Reinstall => install_and_reboot(need()?, failpoints, watchdog, say),
+        Action::Reinstall => install_and_reboot(need()?, paths, failpoints, watchdog, say),
         Action::Verify => {
             let r = need()?;
             say(&format!("{MARKER}: verifying the stored image"));
-            install::verify_store(&job(r, failpoints, watchdog), say)
+            let opts = k8r_card::store::VerifyOptions::for_this_machine();
+            r.build.verify(opts, &mut |_: stream::Progress| {
+                if let Some(w) = watchdog {
+                    w.heartbeat();
+                }
+            })?;
+            say("k8r: the stored image verifies");
+            Ok(())
         }
         Action::ShowLog => {
-            let text =
-                std::fs::read_to_string(Path::new(RECOVERY_MNT).join(LOG_FILE)).unwrap_or_default();
-            let pages = menu::page(&text, 24, 80);
+            let text = ready.map(|r| r.recovery.install_log()).unwrap_or_default();
+            let pages = menu::page(&text, menu::ROWS, menu::COLS);
             say("--- install log ---");
             if let Some(last) = pages.last() {
                 say(last);
@@ -279,25 +325,100 @@ fn act(
             std::process::Command::new("/bin/sh")
                 .status()
                 .map(|_| ())
-                .map_err(|e| format!("/bin/sh: {e}"))
+                .map_err(Error::io("run", "/bin/sh"))
         }
         Action::BootWorking => {
-            install::flip_autoboot(2)?;
-            append_log(
-                &need()?.manifest.build_id,
-                "operator chose the working system",
-            );
+            let r = boot_working(ready)?;
             say(&format!("{MARKER}: booting the working system"));
-            reboot(say)
+            reboot(r.recovery.root(), say)
         }
-        Action::Reboot => reboot(say),
+        Action::Reboot => reboot(&paths.recovery, say),
         Action::PowerOff => {
             sys::sync();
-            let _ = sys::umount(Path::new(RECOVERY_MNT));
+            let _ = sys::umount(&paths.recovery);
             loop {
                 let _ = sys::power_off();
                 std::thread::sleep(Duration::from_secs(10));
             }
         }
+    }
+}
+
+/// The menu's "boot the working system": only when a verified install exists does it flip
+/// `autoboot.txt` to p2; otherwise the card stays on recovery and the reason is returned.
+fn boot_working(ready: Option<&Ready>) -> Result<&Ready> {
+    let r = ready.ok_or(Error::NotReady)?;
+    if !r.recovery.install_state().0.last_install_verified() {
+        return Err(Error::NotVerified);
+    }
+    r.recovery.set_next_boot(Part::Boot)?;
+    sys::sync();
+    append_log(
+        &r.recovery,
+        &r.build.manifest.build_id,
+        "operator chose the working system",
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8r_card::recovery::AUTOBOOT_FILE;
+    use k8r_card::store::Pointer;
+    use k8r_card::testkit::{write_build, BuildSpec};
+
+    /// A `Ready` over a temp dir standing in for the mounted recovery partition, with one
+    /// stored build and `autoboot.txt` pointing at recovery.
+    fn ready(dir: &Path) -> Ready {
+        let recovery = Recovery::new(dir);
+        let store = recovery.store();
+        write_build(&store.build_dir("b1").expect("id"), &BuildSpec::new("b1"));
+        store
+            .set_pointer(&Pointer::to("b1").expect("id"))
+            .expect("pointer");
+        recovery.set_next_boot(Part::Recovery).expect("autoboot");
+        Ready {
+            card: CardLayout {
+                disk: dir.join("disk"),
+                disk_id: 1,
+                parts: Vec::new(),
+            },
+            build: store.current().expect("current"),
+            recovery,
+        }
+    }
+
+    fn autoboot(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join(AUTOBOOT_FILE)).expect("autoboot")
+    }
+
+    #[test]
+    fn boot_working_leaves_autoboot_alone_without_a_verified_install() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = ready(dir.path());
+        let before = autoboot(dir.path());
+        assert!(matches!(boot_working(None), Err(Error::NotReady)));
+        assert!(matches!(boot_working(Some(&r)), Err(Error::NotVerified)));
+        r.recovery
+            .write_install_state(&r.recovery.install_state().0.begin("b1"))
+            .expect("in progress");
+        assert!(matches!(boot_working(Some(&r)), Err(Error::NotVerified)));
+        assert_eq!(autoboot(dir.path()), before, "autoboot.txt untouched");
+        assert!(before.contains("boot_partition=1"));
+    }
+
+    #[test]
+    fn boot_working_flips_after_a_verified_install() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = ready(dir.path());
+        let state = r.recovery.install_state().0.begin("b1").succeed();
+        r.recovery.write_install_state(&state).expect("verified");
+        boot_working(Some(&r)).expect("flip");
+        assert!(autoboot(dir.path()).contains("boot_partition=2"));
+        assert!(r
+            .recovery
+            .install_log()
+            .contains("operator chose the working system"));
     }
 }

@@ -6,37 +6,35 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use k8r_boot_config::autoboot::Autoboot;
 use k8r_boot_config::cmdline::Cmdline;
 use k8r_boot_config::firmware::{select_boot, BootRequest, CardView, DirFiles, Eeprom};
 use k8r_boot_config::firmware::{PartitionKind, PartitionView};
 use k8r_boot_config::Board;
-use k8r_manifest::Manifest;
+use k8r_card::disk::CardLayout;
+use k8r_card::recovery::{Recovery, NODE_USER_DATA};
+use k8r_card::replace::careful_replace;
+use k8r_card::store::Build;
+use k8r_card::{layout, stream, Part};
 
-use crate::card::CardLayout;
-use crate::failpoint::Failpoints;
-use crate::replace::careful_replace;
+use crate::error::{Error, Result};
+use crate::failpoint::{Failpoints, Point};
 use crate::watchdog::Watchdog;
-use crate::{fat32, stream, sys, unpack};
+use crate::{fat32, mounts, unpack};
 
-/// Where the recovery partition is mounted.
-pub const RECOVERY_MNT: &str = "/mnt/recovery";
-/// Where p2 is mounted while its files are written.
-pub const BOOT_MNT: &str = "/mnt/boot";
-/// Where p3 is mounted for the node configuration.
-pub const ROOT_MNT: &str = "/mnt/root";
-/// The image store on p1.
-pub const STORE: &str = "k8r/images/current";
-/// The node configuration on p1.
-pub const NODE_DIR: &str = "k8r/node";
+/// Lines for the console.
+pub(crate) type Say<'a> = &'a dyn Fn(&str);
 
 /// Everything an install needs, decided before it starts.
 #[derive(Debug)]
-pub struct Job<'a> {
+pub(crate) struct Job<'a> {
     /// The card.
     pub card: &'a CardLayout,
-    /// The validated manifest of the stored image.
-    pub manifest: &'a Manifest,
+    /// The stored build to install (its manifest validated).
+    pub build: &'a Build,
+    /// The mounted recovery partition.
+    pub recovery: &'a Recovery,
+    /// Where p2 is mounted while its files are written.
+    pub boot_mnt: &'a Path,
     /// Failpoints from the command line.
     pub failpoints: &'a Failpoints,
     /// The watchdog, when there is one.
@@ -47,36 +45,48 @@ pub struct Job<'a> {
     pub mem_total: u64,
 }
 
-/// Lines for the console.
-pub type Say<'a> = &'a dyn Fn(&str);
-
-fn store_file(name: &str) -> PathBuf {
-    Path::new(RECOVERY_MNT).join(STORE).join(name)
+impl Job<'_> {
+    fn beat(&self) {
+        if let Some(w) = self.watchdog {
+            w.heartbeat();
+        }
+    }
 }
 
-/// Decodes `image.img.xz` onto p3, writing only the used ranges and checking both digests,
-/// then reads the ranges back from the card bypassing the page cache.
-pub fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
-    let m = &job.manifest.root;
-    let p3 = job.card.part(3)?;
+/// Checks the compressed `image.img.xz` against the manifest (one read, one hash) before the
+/// first byte goes to the card, so a damaged store never touches the working root. The
+/// decode that follows does not hash the compressed bytes again: the range digests, the zero
+/// check outside them and this digest pin every byte.
+pub(crate) fn check_compressed(job: &Job<'_>) -> Result<()> {
+    job.build.check_compressed()?;
+    Ok(())
+}
+
+/// Decodes `image.img.xz` onto p3, writing only the used ranges, then reads the ranges back
+/// from the card bypassing the page cache.
+pub(crate) fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<()> {
+    let m = &job.build.manifest.root;
+    let p3 = job.card.part(Part::Root)?;
     if p3.bytes() < m.size {
-        return Err(format!(
-            "partition 3 ({}) holds {} bytes, the image needs {}",
-            p3.dev.display(),
-            p3.bytes(),
-            m.size
-        ));
+        return Err(Error::TooSmall {
+            device: p3.dev.clone(),
+            have: p3.bytes(),
+            need: m.size,
+        });
     }
-    let src_path = store_file(&m.file);
-    let src = File::open(&src_path).map_err(|e| format!("{}: {e}", src_path.display()))?;
-    let hashed = stream::HashingReader::new(BufReader::with_capacity(1 << 20, src));
+    let src_path = job.build.root_file();
+    let src = File::open(&src_path).map_err(Error::io("open", &src_path))?;
     let threads = u32::try_from(job.threads).unwrap_or(1);
-    let mut plain = stream::xz_reader(hashed, threads, job.mem_total)
-        .map_err(|e| format!("{}: xz decoder: {e}", m.file))?;
+    let mut plain = stream::xz_reader(
+        BufReader::with_capacity(1 << 20, src),
+        threads,
+        job.mem_total,
+    )
+    .map_err(Error::io("xz decoder for", &src_path))?;
     let mut dev = OpenOptions::new()
         .write(true)
         .open(&p3.dev)
-        .map_err(|e| format!("{}: {e}", p3.dev.display()))?;
+        .map_err(Error::io("open", &p3.dev))?;
     let opts = stream::WriteOptions {
         threads: job.threads,
         chunk: 4 << 20,
@@ -86,9 +96,7 @@ pub fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
     let mut last_pct = u64::MAX;
     let mut announced = false;
     let mut progress = |p: stream::Progress| {
-        if let Some(w) = job.watchdog {
-            w.heartbeat();
-        }
+        job.beat();
         let pct = p.done * 100 / p.total.max(1);
         if pct / 10 != last_pct / 10 {
             last_pct = pct;
@@ -101,8 +109,12 @@ pub fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
         }
         if !announced {
             announced = true;
-            job.failpoints.hit("during-root-write", say);
+            job.failpoints.hit(Point::DuringRootWrite, say);
         }
+    };
+    let stream_err = |source| Error::Stream {
+        what: src_path.display().to_string(),
+        source,
     };
     let report = stream::write_ranges(
         &mut plain,
@@ -112,30 +124,19 @@ pub fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
         &opts,
         &mut progress,
     )
-    .map_err(|e| format!("{}: {e}", m.file))?;
-    // The whole stream must also match (the decoder may hold trailing bytes: drain it).
-    let mut rest = Vec::new();
-    plain
-        .read_to_end(&mut rest)
-        .map_err(|e| format!("{}: {e}", m.file))?;
-    if !rest.is_empty() {
-        return Err(format!(
-            "{}: {} bytes beyond the image size {}",
-            m.file,
-            rest.len(),
-            m.size
-        ));
+    .map_err(stream_err)?;
+    // Nothing may follow the image in the decoded stream.
+    let mut rest = [0u8; 1];
+    if plain
+        .read(&mut rest)
+        .map_err(Error::io("read", &src_path))?
+        != 0
+    {
+        return Err(stream_err(stream::StreamError::TooLong { want: m.size }));
     }
     drop(plain);
-    if !report.sha256.is_empty() && report.sha256 != m.sha256 {
-        return Err(format!(
-            "{} (uncompressed): SHA-256 {} expected {}",
-            m.file, report.sha256, m.sha256
-        ));
-    }
-    dev.sync_all()
-        .map_err(|e| format!("{}: fsync: {e}", p3.dev.display()))?;
-    let _ = sys::drop_caches(&dev);
+    dev.sync_all().map_err(Error::io("fsync", &p3.dev))?;
+    let _ = k8r_card::io::drop_page_cache(&dev);
     drop(dev);
     say(&format!(
         "k8r: root written: {} MiB in {} ranges, {} MiB of free space skipped; reading it back",
@@ -143,248 +144,157 @@ pub fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
         m.ranges.len(),
         report.skipped_zero >> 20
     ));
-    job.failpoints.hit("after-root-write", say);
-    stream::verify_ranges(&p3.dev, &m.ranges, job.threads, true, &|_| {
-        if let Some(w) = job.watchdog {
-            w.heartbeat();
-        }
-    })
-    .map_err(|e| format!("read-back of {}: {e}", p3.dev.display()))?;
+    job.failpoints.hit(Point::AfterRootWrite, say);
+    stream::verify_ranges(&p3.dev, &m.ranges, job.threads, true, &|_| job.beat()).map_err(
+        |source| Error::Stream {
+            what: format!("read-back of {}", p3.dev.display()),
+            source,
+        },
+    )?;
     say("k8r: read-back verified");
     Ok(())
 }
 
-/// Verifies the stored image without writing anything: compressed digest, decode, every
-/// range digest and the whole-image digest.
-pub fn verify_store(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
-    let m = &job.manifest.root;
-    let src_path = store_file(&m.file);
-    let src = File::open(&src_path).map_err(|e| format!("{}: {e}", src_path.display()))?;
-    let threads = u32::try_from(job.threads).unwrap_or(1);
-    let mut plain = stream::xz_reader(BufReader::new(src), threads, job.mem_total)
-        .map_err(|e| format!("{}: {e}", m.file))?;
-    let mut sink = crate::digest::NullDevice::default();
-    let opts = stream::WriteOptions {
-        threads: job.threads,
-        chunk: 4 << 20,
-        whole_digest: true,
-    };
-    let report = stream::write_ranges(&mut plain, &mut sink, &m.ranges, m.size, &opts, &mut |_| {
-        if let Some(w) = job.watchdog {
-            w.heartbeat();
-        }
-    })
-    .map_err(|e| format!("{}: {e}", m.file))?;
-    if report.sha256 != m.sha256 {
-        return Err(format!(
-            "{} (uncompressed): SHA-256 {} expected {}",
-            m.file, report.sha256, m.sha256
-        ));
-    }
-    let compressed =
-        crate::digest::sha256_file(&src_path).map_err(|e| format!("{}: {e}", m.file))?;
-    if compressed != m.compressed_sha256 {
-        return Err(format!(
-            "{}: SHA-256 {compressed} expected {}",
-            m.file, m.compressed_sha256
-        ));
-    }
-    let b = &job.manifest.boot;
-    let boot =
-        crate::digest::sha256_file(&store_file(&b.file)).map_err(|e| format!("{}: {e}", b.file))?;
-    if boot != b.compressed_sha256 {
-        return Err(format!(
-            "{}: SHA-256 {boot} expected {}",
-            b.file, b.compressed_sha256
-        ));
-    }
-    say("k8r: the stored image verifies");
-    Ok(())
-}
-
-/// Checks the compressed digest of `image.img.xz` before anything is written (one read of
-/// the file; cheap next to the decode, and it keeps a corrupt store from touching p3).
-pub fn check_compressed(job: &Job<'_>) -> Result<(), String> {
-    let m = &job.manifest.root;
-    let actual =
-        crate::digest::sha256_file(&store_file(&m.file)).map_err(|e| format!("{}: {e}", m.file))?;
-    if actual != m.compressed_sha256 {
-        return Err(format!(
-            "{}: SHA-256 {actual}, expected {} (the stored image is damaged: re-stage it)",
-            m.file, m.compressed_sha256
-        ));
-    }
-    Ok(())
-}
-
 /// Recreates p2's FAT32 and unpacks `boot.tar.xz` into it; points its effective
-/// `cmdline.txt` at this card's root; applies the node's `user-data`.
-pub fn write_boot(job: &Job<'_>, say: Say<'_>) -> Result<(), String> {
-    let p2 = job.card.part(2)?;
+/// `cmdline.txt` at this card's root; applies the node's `user-data` from p1.
+pub(crate) fn write_boot(job: &Job<'_>, say: Say<'_>) -> Result<()> {
+    let p2 = job.card.part(Part::Boot)?;
     let mut dev = OpenOptions::new()
         .write(true)
         .open(&p2.dev)
-        .map_err(|e| format!("{}: {e}", p2.dev.display()))?;
+        .map_err(Error::io("open", &p2.dev))?;
     let params = fat32::Fat32Params {
         size_bytes: p2.bytes(),
-        start_lba: u32::try_from(p2.start)
-            .map_err(|_| "partition 2 starts beyond 2 TiB".to_owned())?,
-        label: "system-boot".into(),
-        volume_id: job.card.disk_id ^ 0x0000_b007,
+        start_lba: u32::try_from(p2.start).map_err(|_| Error::TooSmall {
+            device: p2.dev.clone(),
+            have: p2.start,
+            need: u64::from(u32::MAX),
+        })?,
+        label: layout::BOOT_LABEL.into(),
+        volume_id: layout::boot_volume_id(job.card.disk_id),
     };
-    fat32::format(&mut dev, &params).map_err(|e| format!("{}: {e}", p2.dev.display()))?;
-    dev.sync_all()
-        .map_err(|e| format!("{}: {e}", p2.dev.display()))?;
+    fat32::format(&mut dev, &params).map_err(|e| Error::Io {
+        action: "format",
+        path: p2.dev.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    dev.sync_all().map_err(Error::io("fsync", &p2.dev))?;
     drop(dev);
-    job.failpoints.hit("after-boot-format", say);
-    mount(&p2.dev, BOOT_MNT, "vfat")?;
-    let result = (|| -> Result<(), String> {
-        let b = &job.manifest.boot;
-        let src = File::open(store_file(&b.file)).map_err(|e| format!("{}: {e}", b.file))?;
-        let expect = unpack::Expect {
-            compressed_sha256: b.compressed_sha256.clone(),
-            size: b.size,
-            sha256: b.sha256.clone(),
-        };
-        let report =
-            unpack::unpack_tar_xz(src, Path::new(BOOT_MNT), &expect).map_err(|e| e.to_string())?;
-        say(&format!(
-            "k8r: boot partition: {} files unpacked",
-            report.files
-        ));
-        fix_cmdline(job.card.disk_id)?;
-        let user_data = Path::new(RECOVERY_MNT).join(NODE_DIR).join("user-data");
-        if let Ok(data) = std::fs::read(&user_data) {
-            careful_replace(Path::new(BOOT_MNT), "user-data", &data).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })();
-    sys::sync();
-    let unmounted = sys::umount(Path::new(BOOT_MNT)).map_err(|e| format!("umount {BOOT_MNT}: {e}"));
-    result?;
-    unmounted?;
-    job.failpoints.hit("after-boot-unpack", say);
+    job.failpoints.hit(Point::AfterBootFormat, say);
+    let mounted = mounts::mount(&p2.dev, job.boot_mnt, Part::Boot.fs())?;
+    let b = &job.build.manifest.boot;
+    let src_path = job.build.boot_file();
+    let src = File::open(&src_path).map_err(Error::io("open", &src_path))?;
+    let expect = unpack::Expect {
+        compressed_sha256: b.compressed_sha256.clone(),
+        size: b.size,
+        sha256: b.sha256.clone(),
+    };
+    let report = unpack::unpack_tar_xz(src, mounted.dir(), &expect)?;
+    say(&format!(
+        "k8r: boot partition: {} files unpacked",
+        report.files
+    ));
+    fix_cmdline(mounted.dir(), job.card.disk_id)?;
+    let user_data = job
+        .recovery
+        .read_node_file(NODE_USER_DATA)
+        .map_err(Error::io("read", job.recovery.node_file(NODE_USER_DATA)))?;
+    if let Some(data) = user_data {
+        careful_replace(mounted.dir(), NODE_USER_DATA, &data)?;
+    }
+    mounted.unmount()?;
+    job.failpoints.hit(Point::AfterBootUnpack, say);
     Ok(())
 }
 
-/// Sets `root=PARTUUID=<disk id>-03` in the effective `cmdline.txt` of the mounted p2, found
-/// through the firmware model (under `current/` on Ubuntu 26.04).
-pub fn fix_cmdline(disk_id: u32) -> Result<(), String> {
-    let files = DirFiles::new(BOOT_MNT);
+/// Sets `root=PARTUUID=<disk id>-03` in the effective `cmdline.txt` of the boot partition
+/// mounted at `boot`, found through the firmware model (under `current/` on Ubuntu 26.04).
+pub(crate) fn fix_cmdline(boot: &Path, disk_id: u32) -> Result<()> {
+    let files = DirFiles::new(boot);
     let view = CardView {
         partitions: vec![PartitionView {
-            number: 2,
+            number: Part::Boot.number(),
             kind: PartitionKind::Fat,
             files: &files,
         }],
     };
     let req = BootRequest {
-        partition: 2,
+        partition: Part::Boot.number(),
         tryboot: false,
     };
     let choice = select_boot(&view, req, Board::Pi4, &Eeprom::default())
-        .map_err(|e| format!("the new boot partition would not boot: {e}"))?;
+        .map_err(|e| Error::WouldNotBoot(e.to_string()))?;
     let mut cmdline = Cmdline::parse(&choice.cmdline);
-    cmdline.set_root_partuuid(disk_id, 3);
-    let path = files.resolve(&choice.cmdline_file).ok_or_else(|| {
-        format!(
-            "{} is missing on the new boot partition",
-            choice.cmdline_file
-        )
-    })?;
+    cmdline.set_root_partuuid(disk_id, Part::Root.number());
+    let path = files
+        .resolve(&choice.cmdline_file)
+        .ok_or_else(|| Error::WouldNotBoot(format!("{} is missing", choice.cmdline_file)))?;
     let (dir, name) = split(&path)?;
-    careful_replace(&dir, &name, cmdline.render().as_bytes()).map_err(|e| e.to_string())
-}
-
-fn split(path: &Path) -> Result<(PathBuf, String), String> {
-    let dir = path.parent().ok_or("no parent")?.to_path_buf();
-    let name = path
-        .file_name()
-        .ok_or("no file name")?
-        .to_string_lossy()
-        .into_owned();
-    Ok((dir, name))
-}
-
-/// Copies the node's `variables.cfg` from p1 into the new root (mode 0600) when it differs
-/// from the one the image carries (an `inject`ed card). The root is looked at read-only first,
-/// so a card whose configuration is the image's keeps p3 exactly as verified.
-pub fn apply_node_config(job: &Job<'_>) -> Result<(), String> {
-    let cfg = Path::new(RECOVERY_MNT).join(NODE_DIR).join("variables.cfg");
-    let Ok(data) = std::fs::read(&cfg) else {
-        return Ok(());
-    };
-    let p3 = job.card.part(3)?;
-    let target = Path::new(ROOT_MNT).join("usr/lib/k8r/variables.cfg");
-    // `noload`: no journal replay, so a read-only look writes nothing.
-    mount_with(&p3.dev, ROOT_MNT, "ext4", sys::MS_RDONLY, "noload")?;
-    let same = std::fs::read(&target).is_ok_and(|current| current == data);
-    let unmounted = sys::umount(Path::new(ROOT_MNT)).map_err(|e| format!("umount {ROOT_MNT}: {e}"));
-    unmounted?;
-    if same {
-        return Ok(());
-    }
-    mount(&p3.dev, ROOT_MNT, "ext4")?;
-    let result = (|| -> Result<(), String> {
-        let dir = Path::new(ROOT_MNT).join("usr/lib/k8r");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        careful_replace(&dir, "variables.cfg", &data).map_err(|e| e.to_string())?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.join("variables.cfg"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .map_err(|e| format!("chmod variables.cfg: {e}"))
-    })();
-    sys::sync();
-    let unmounted = sys::umount(Path::new(ROOT_MNT)).map_err(|e| format!("umount {ROOT_MNT}: {e}"));
-    result?;
-    unmounted
-}
-
-/// Points `autoboot.txt` on p1 at `partition` (keeping `tryboot_a_b=1`), the careful way.
-pub fn flip_autoboot(partition: u8) -> Result<(), String> {
-    let text = Autoboot::render_normal(partition, true);
-    careful_replace(Path::new(RECOVERY_MNT), "autoboot.txt", text.as_bytes())
-        .map_err(|e| e.to_string())?;
-    sys::sync();
+    careful_replace(&dir, &name, cmdline.render().as_bytes())?;
     Ok(())
 }
 
-/// `MS_DIRSYNC`: directory changes (creates, renames) are written synchronously.
-pub const MS_DIRSYNC: u64 = 128;
-
-/// Mounts `dev` on `dir` with explicit flags and data.
-pub fn mount_with(
-    dev: &Path,
-    dir: &str,
-    fstype: &str,
-    flags: u64,
-    data: &str,
-) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
-    sys::mount(&dev.to_string_lossy(), Path::new(dir), fstype, flags, data)
-        .map_err(|e| format!("mount {} ({fstype}, {data}) on {dir}: {e}", dev.display()))
+fn split(path: &Path) -> Result<(PathBuf, String)> {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => Ok((dir.to_path_buf(), name.to_string_lossy().into_owned())),
+        _ => Err(Error::WouldNotBoot(format!(
+            "{} is not a file path",
+            path.display()
+        ))),
+    }
 }
 
-/// Mounts `dev` on `dir` (created if needed). FAT is mounted with UTF-8 names when the kernel
-/// has `nls_utf8`, else with the kernel's default character set (which needs its own nls
-/// module: Debian's default is `ascii`, Ubuntu's `iso8859-1`).
-pub fn mount(dev: &Path, dir: &str, fstype: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
-    let source = dev.to_string_lossy();
-    let first = if fstype == "vfat" {
-        "iocharset=utf8"
-    } else {
-        ""
-    };
-    sys::mount(&source, Path::new(dir), fstype, 0, first)
-        .or_else(|e| {
-            if first.is_empty() {
-                Err(e)
-            } else {
-                sys::mount(&source, Path::new(dir), fstype, 0, "")
-            }
-        })
-        .map_err(|e| format!("mount {} ({fstype}) on {dir}: {e}", dev.display()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A boot partition tree shaped like Ubuntu 26.04's (`os_prefix=current/`).
+    fn boot_2604(dir: &Path) {
+        std::fs::create_dir_all(dir.join("current")).expect("dir");
+        std::fs::write(
+            dir.join("config.txt"),
+            "[all]\nos_prefix=current/\n[tryboot]\nos_prefix=new/\n[all]\nkernel=vmlinuz\ncmdline=cmdline.txt\n",
+        )
+        .expect("config");
+        for f in [
+            "start4.elf",
+            "fixup4.dat",
+            "current/vmlinuz",
+            "current/bcm2711-rpi-4-b.dtb",
+        ] {
+            std::fs::write(dir.join(f), b"x").expect("file");
+        }
+        std::fs::write(
+            dir.join("current/cmdline.txt"),
+            "console=serial0,115200 root=LABEL=writable rootwait\n",
+        )
+        .expect("cmdline");
+    }
+
+    #[test]
+    fn cmdline_under_os_prefix_points_at_this_cards_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        boot_2604(dir.path());
+        fix_cmdline(dir.path(), 0x2604_0a0b).expect("fix");
+        let text = std::fs::read_to_string(dir.path().join("current/cmdline.txt")).expect("read");
+        assert_eq!(
+            text.trim_end(),
+            "console=serial0,115200 root=PARTUUID=26040a0b-03 rootwait"
+        );
+        assert!(
+            !dir.path().join("cmdline.txt").exists(),
+            "the top-level file is not the one"
+        );
+    }
+
+    #[test]
+    fn a_boot_partition_without_a_kernel_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        boot_2604(dir.path());
+        std::fs::remove_file(dir.path().join("current/vmlinuz")).expect("rm");
+        std::fs::remove_file(dir.path().join("start4.elf")).expect("rm");
+        let err = fix_cmdline(dir.path(), 1).expect_err("not bootable");
+        assert!(matches!(err, Error::WouldNotBoot(_)), "{err:?}");
+    }
 }

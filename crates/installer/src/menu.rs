@@ -137,12 +137,6 @@ impl Menu {
         Menu { ctx, message: None }
     }
 
-    /// What the menu knows.
-    #[must_use]
-    pub fn context(&self) -> &MenuContext {
-        &self.ctx
-    }
-
     /// Why `action` is not allowed now, if it is not.
     fn refusal(&self, action: Action) -> Option<&'static str> {
         match action {

@@ -4,7 +4,7 @@
 //! Entries are written as they come: a digest is only known at the end of the stream. So the
 //! archive is checked twice:
 //!
-//! * **while reading**, each entry against strict rules ([`check_path`], regular files and
+//! * **while reading**, each entry against strict rules (`check_path`, regular files and
 //!   directories only, parents must be real directories: no symlink in `dest` is ever followed),
 //!   so nothing is ever written outside `dest`, whatever the archive holds;
 //! * **at the end**, after reading the stream to its last byte (past the tar end-of-archive
@@ -18,12 +18,11 @@
 //! File modes, owners and times in the archive are ignored (FAT has none of the first two; the
 //! vfat driver stamps the time). The caller syncs the file system afterwards.
 
-use sha2::{Digest, Sha256};
-use std::cell::Cell;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+
+use k8r_card::digest::HashingReader;
 
 /// The artefact's name, as every error message calls it.
 pub const ARTEFACT: &str = "boot.tar.xz";
@@ -177,6 +176,7 @@ pub enum UnpackError {
 /// # Errors
 ///
 /// The first [`PathRule`] the name breaks.
+#[cfg(test)]
 pub fn check_path(name: &str) -> Result<(), PathRule> {
     components(name).map(|_| ())
 }
@@ -212,65 +212,6 @@ fn components(name: &str) -> Result<Vec<&str>, PathRule> {
         return Err(PathRule::CurrentDir);
     }
     Ok(parts)
-}
-
-/// A reader that hashes (and counts) what passes through it, optionally refusing to go past a
-/// size limit.
-struct HashReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-    limit: Option<(u64, Rc<Cell<bool>>)>,
-}
-
-impl<R: Read> HashReader<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-            limit: None,
-        }
-    }
-
-    fn with_limit(inner: R, limit: u64, exceeded: Rc<Cell<bool>>) -> Self {
-        Self {
-            limit: Some((limit, exceeded)),
-            ..Self::new(inner)
-        }
-    }
-
-    /// Reads to the end, hashing everything.
-    fn drain(&mut self) -> io::Result<()> {
-        io::copy(self, &mut io::sink()).map(|_| ())
-    }
-
-    fn finish(self) -> (String, u64, R) {
-        (hex(&self.hasher.finalize()), self.count, self.inner)
-    }
-}
-
-impl<R: Read> Read for HashReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        if let Some((limit, exceeded)) = &self.limit {
-            if self.count > *limit {
-                exceeded.set(true);
-                return Err(io::Error::other("the stream is larger than expected"));
-            }
-        }
-        Ok(n)
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 fn entry_kind(t: tar::EntryType) -> String {
@@ -425,9 +366,11 @@ pub fn unpack_tar_xz(
             path: dest.to_owned(),
         });
     }
-    let exceeded = Rc::new(Cell::new(false));
     let read_err = |e: io::Error| {
-        if exceeded.get() {
+        let exceeded = e
+            .get_ref()
+            .is_some_and(|inner| inner.is::<k8r_card::digest::LimitExceeded>());
+        if exceeded {
             UnpackError::TooLarge {
                 expected: expect.size,
             }
@@ -436,9 +379,9 @@ pub fn unpack_tar_xz(
         }
     };
 
-    let compressed = HashReader::new(input);
+    let compressed = HashingReader::new(input);
     let xz = liblzma::read::XzDecoder::new_multi_decoder(compressed);
-    let tar_bytes = HashReader::with_limit(xz, expect.size, Rc::clone(&exceeded));
+    let tar_bytes = HashingReader::with_limit(xz, expect.size);
     let mut archive = tar::Archive::new(tar_bytes);
     let mut unpacker = Unpacker {
         dest,
@@ -454,11 +397,12 @@ pub fn unpack_tar_xz(
 
     // Past the end-of-archive marker: read everything so the digests cover every byte.
     let mut tar_bytes = archive.into_inner();
-    tar_bytes.drain().map_err(read_err)?;
-    let (sha256, size, xz) = tar_bytes.finish();
+    io::copy(&mut tar_bytes, &mut io::sink()).map_err(read_err)?;
+    let (sha256, size, xz) = tar_bytes.into_parts();
     let mut compressed = xz.into_inner();
-    compressed.drain().map_err(UnpackError::Read)?;
-    let (compressed_sha256, _, _) = compressed.finish();
+    io::copy(&mut compressed, &mut io::sink()).map_err(UnpackError::Read)?;
+    let (compressed_sha256, _) = compressed.finish();
+    let sha256 = k8r_card::digest::hex(&sha256);
 
     if !compressed_sha256.eq_ignore_ascii_case(&expect.compressed_sha256) {
         return Err(UnpackError::DigestMismatch {
@@ -490,7 +434,7 @@ mod tests {
     use std::io::Write;
 
     fn sha(bytes: &[u8]) -> String {
-        hex(&Sha256::digest(bytes))
+        k8r_card::digest::sha256_hex(bytes)
     }
 
     /// A test archive: entries are (name, type, content or link target).

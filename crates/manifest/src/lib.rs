@@ -491,8 +491,11 @@ fn bad(field: &str, value: &str, expected: &'static str) -> ManifestError {
     }
 }
 
-fn is_build_id(s: &str) -> bool {
+/// Whether `s` is a valid `build_id`: 1–64 of `[A-Za-z0-9._-]`, not starting with `.` (the
+/// image store names a directory after it, so `.` and `..` must never be one).
+pub fn is_build_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
+        && !s.starts_with('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

@@ -169,7 +169,16 @@ fn wrong_types_carry_the_line() {
 
 #[test]
 fn build_id() {
-    for id in ["", "has space", "slash/", "é", &"x".repeat(65)] {
+    for id in [
+        "",
+        "has space",
+        "slash/",
+        "é",
+        &"x".repeat(65),
+        ".",
+        "..",
+        ".hidden",
+    ] {
         assert_eq!(bad_field(&invalid(|m| m.build_id = id.into())), "build_id");
     }
     let mut m = sample();

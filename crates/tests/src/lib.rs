@@ -131,14 +131,24 @@ pub fn assemble_card(test: &str, fixture_name: &str, extra: &str) -> Built {
     }
 }
 
+/// The path of a stored build's file on the card's recovery partition
+/// (`k8r/images/<build id>/<file>`).
+pub fn stored(built: &Built, file: &str) -> String {
+    format!(
+        "{}/{}/{file}",
+        k8r_card::store::STORE_DIR,
+        built.report.build_id
+    )
+}
+
 /// Runs the builder library on `config` into `out` with a cache under `dir`.
 pub fn build_with(
     dir: &Path,
     config: &Path,
     out: &Path,
 ) -> anyhow::Result<k8r_builder::assemble::Report> {
-    let cfg = k8r_builder::cli::load_config(config)?;
-    let inputs = k8r_builder::cli::inputs(&cfg, None)?;
+    let cfg = k8r_builder::config::load_and_warn(config)?;
+    let inputs = k8r_builder::assemble::BuildInputs::from_config(&cfg, None)?;
     let fetcher = k8r_builder::fetch::Fetcher::new(dir.join("cache")).trust_unpinned(true);
     let opts = k8r_builder::assemble::AssembleOptions {
         inputs,

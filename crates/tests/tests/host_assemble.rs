@@ -111,24 +111,21 @@ fn manifest_digests_match_the_bytes() {
         assert_eq!(m.kubernetes_version, "1.31.2");
         let xz = built.images.join("image.img.xz");
         assert_eq!(
-            k8r_builder::artefacts::sha256_file(&xz).expect("sha"),
+            k8r_card::digest::sha256_file(&xz).expect("sha"),
             m.root.compressed_sha256
         );
         let raw = run(Command::new("xz").arg("-dc").arg(&xz))
             .expect("xz -d")
             .stdout;
         assert_eq!(raw.len() as u64, m.root.size);
-        assert_eq!(
-            k8r_builder::artefacts::hex(&sha2_digest(&raw)),
-            m.root.sha256
-        );
+        assert_eq!(k8r_card::digest::hex(&sha2_digest(&raw)), m.root.sha256);
         for r in &m.root.ranges {
             let (o, l) = (
                 usize::try_from(r.offset).expect("o"),
                 usize::try_from(r.length).expect("l"),
             );
             assert_eq!(
-                k8r_builder::artefacts::hex(&sha2_digest(&raw[o..o + l])),
+                k8r_card::digest::hex(&sha2_digest(&raw[o..o + l])),
                 r.sha256
             );
         }
@@ -143,7 +140,7 @@ fn manifest_digests_match_the_bytes() {
         assert!(card_root[..raw.len()] == raw[..]);
         let boot = built.images.join("boot.tar.xz");
         assert_eq!(
-            k8r_builder::artefacts::sha256_file(&boot).expect("sha"),
+            k8r_card::digest::sha256_file(&boot).expect("sha"),
             m.boot.compressed_sha256
         );
         // SHA256SUMS verifies with the standard tool.
@@ -174,11 +171,24 @@ fn boot_and_recovery_partitions_are_set_up() {
         "vmlinuz",
         "k8r-recovery.img",
         "bcm2711-rpi-4-b.dtb",
-        "k8r/images/current/image.img.xz",
-        "k8r/images/current/manifest.toml",
         "k8r/node/variables.cfg",
     ] {
         assert!(p1.exists(f).expect("exists"), "p1 {f}");
+    }
+    // The image store: the build in its own directory, named current by the pointer.
+    let pointer =
+        String::from_utf8(p1.read("k8r/images/pointer.txt").expect("pointer")).expect("utf8");
+    let pointer = k8r_card::store::Pointer::parse(&pointer).expect("pointer parses");
+    assert_eq!(pointer.current, built.report.build_id);
+    assert_eq!(pointer.previous, None);
+    for f in ["image.img.xz", "boot.tar.xz", "manifest.toml"] {
+        let stored = p1
+            .read(&format!("k8r/images/{}/{f}", built.report.build_id))
+            .expect("stored artefact");
+        assert!(
+            stored == std::fs::read(built.images.join(f)).expect("output"),
+            "the stored {f} is the build's"
+        );
     }
     let p2 = fat_partition(&built.card, 2).expect("p2");
     let cmdline =

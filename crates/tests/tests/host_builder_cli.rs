@@ -159,12 +159,13 @@ fn copy_dir(from: &Path, to: &Path) {
 fn inject_changes_only_the_node_configuration() {
     let built = assemble_card("cli-inject", BASE_2404, "");
     let before = scratch("cli-inject-before");
-    for n in [2u8, 4] {
+    for n in [2u8, 3, 4] {
         extract_partition(&built.card, n, &before.join(format!("p{n}"))).expect("extract");
     }
+    let stored_xz = format!("k8r/images/{}/image.img.xz", built.report.build_id);
     let store_before = fat_partition(&built.card, 1)
         .expect("p1")
-        .read("k8r/images/current/image.img.xz")
+        .read(&stored_xz)
         .expect("xz");
     let join = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let config = built.dir.join("worker.cfg");
@@ -197,12 +198,7 @@ fn inject_changes_only_the_node_configuration() {
         String::from_utf8(p1.read("k8r/node/variables.cfg").expect("node cfg")).expect("utf8");
     assert!(node.contains(join), "{node}");
     let after = scratch("cli-inject-after");
-    extract_partition(&built.card, 3, &after.join("p3")).expect("p3");
-    let root_cfg =
-        k8r_builder::image::ext4::read_file(&after.join("p3"), "/usr/lib/k8r/variables.cfg")
-            .expect("cfg");
-    assert!(String::from_utf8_lossy(&root_cfg).contains(join));
-    for n in [2u8, 4] {
+    for n in [2u8, 3, 4] {
         extract_partition(&built.card, n, &after.join(format!("p{n}"))).expect("extract");
         assert!(
             std::fs::read(before.join(format!("p{n}"))).expect("b")
@@ -211,7 +207,7 @@ fn inject_changes_only_the_node_configuration() {
         );
     }
     assert!(
-        p1.read("k8r/images/current/image.img.xz").expect("xz") == store_before,
+        p1.read(&stored_xz).expect("xz") == store_before,
         "the store is untouched"
     );
     let out = run_builder(&["inspect", &card], &built.dir);
@@ -223,6 +219,42 @@ fn inject_changes_only_the_node_configuration() {
     assert!(
         text.contains("stored image: build") && !text.contains("0123456789abcdef --"),
         "{text}"
+    );
+}
+
+/// A worker card's join token lives only in its own settings on the recovery partition, never
+/// in the upgrade artefacts users upload to `HTTP_IMAGE_URL` (nor in the card's root).
+#[test]
+fn a_join_token_stays_out_of_the_upgrade_artefacts() {
+    let join = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let built = assemble_card(
+        "cli-join-secret",
+        BASE_2404,
+        &format!("KUBEADM_JOIN_STRING=\"{join}\"\n"),
+    );
+    let secret = "0123456789abcdef --discovery";
+    let root = built.dir.join("root.img");
+    let xz = std::fs::File::open(built.images.join("image.img.xz")).expect("xz");
+    let mut plain = std::fs::File::create(&root).expect("root");
+    std::io::copy(&mut liblzma::read::XzDecoder::new(xz), &mut plain).expect("decompress");
+    let baked = k8r_builder::image::ext4::read_file(&root, "/usr/lib/k8r/variables.cfg")
+        .expect("baked configuration");
+    let baked = String::from_utf8_lossy(&baked);
+    assert!(baked.contains("K8S_VERSION=\"1.31.2\""), "{baked}");
+    assert!(
+        baked.contains("KUBEADM_JOIN_STRING=\"\"") && !baked.contains(secret),
+        "no token in image.img.xz: {baked}"
+    );
+    let raw = std::fs::read(&root).expect("read root");
+    assert!(
+        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "no token anywhere in the root image's bytes"
+    );
+    let p1 = fat_partition(&built.card, 1).expect("p1");
+    let node = String::from_utf8(p1.read("k8r/node/variables.cfg").expect("node")).expect("utf8");
+    assert!(
+        node.contains(join),
+        "the node's own settings keep it: {node}"
     );
 }
 

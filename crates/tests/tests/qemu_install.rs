@@ -28,7 +28,7 @@ fn assert_root_matches(built: &Built, test: &str) {
             usize::try_from(r.length).expect("l"),
         );
         use sha2::Digest;
-        let got = k8r_builder::artefacts::hex(&sha2::Sha256::digest(&bytes[o..o + l]));
+        let got = k8r_card::digest::hex(&sha2::Sha256::digest(&bytes[o..o + l]));
         assert_eq!(got, r.sha256, "range at {o}");
     }
     k8r_builder::image::ext4::check(&p3).expect("e2fsck -fn clean");

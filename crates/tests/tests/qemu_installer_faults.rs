@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8r_builder::image::card::{extract_partition, partition};
 use k8r_manifest::Manifest;
 use k8r_qemu::{Machine, MachineConfig, Profile};
-use k8r_tests::{assemble_card, fat_partition, scratch, Built, BASE_2404};
+use k8r_tests::{assemble_card, fat_partition, scratch, stored, Built, BASE_2404};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -30,7 +30,7 @@ const ON_RECOVERY: &str = "[all]\ntryboot_a_b=1\nboot_partition=1\n";
 
 fn sha(data: &[u8]) -> String {
     use sha2::Digest;
-    k8r_builder::artefacts::hex(&sha2::Sha256::digest(data))
+    k8r_card::digest::hex(&sha2::Sha256::digest(data))
 }
 
 /// Overwrites partition `n` of the card with `byte`.
@@ -131,11 +131,11 @@ fn a_card_that_fails_read_back_stays_on_recovery_and_names_the_range() {
 fn a_flipped_byte_in_the_image_is_refused() {
     let built = assemble_card("fault-flipped", BASE_2404, "");
     let p1 = fat_partition(&built.card, 1).expect("p1");
-    let path = "k8r/images/current/image.img.xz";
-    let mut xz = p1.read(path).expect("xz");
+    let path = stored(&built, "image.img.xz");
+    let mut xz = p1.read(&path).expect("xz");
     let mid = xz.len() / 2;
     xz[mid] ^= 0x40;
-    p1.write(path, &xz, 0).expect("write");
+    p1.write(&path, &xz, 0).expect("write");
     let m = manifest(&built);
     let mut vm = Machine::start(MachineConfig::new(
         "fault-flipped",
@@ -217,14 +217,14 @@ fn a_hostile_boot_archive_is_refused_and_nothing_lands_outside_p2() {
         let plain = tar.into_inner().expect("tar");
         let compressed = xz_compress(&plain);
         let p1 = fat_partition(&built.card, 1).expect("p1");
-        p1.write("k8r/images/current/boot.tar.xz", &compressed, 0)
+        p1.write(&stored(&built, "boot.tar.xz"), &compressed, 0)
             .expect("write tar");
         let mut m = manifest(&built);
         m.boot.compressed_size = compressed.len() as u64;
         m.boot.compressed_sha256 = sha(&compressed);
         m.boot.size = plain.len() as u64;
         m.boot.sha256 = sha(&plain);
-        p1.write("k8r/images/current/manifest.toml", m.render().as_bytes(), 0)
+        p1.write(&stored(&built, "manifest.toml"), m.render().as_bytes(), 0)
             .expect("manifest");
 
         let mut vm =
@@ -250,6 +250,27 @@ fn a_hostile_boot_archive_is_refused_and_nothing_lands_outside_p2() {
             .expect("look");
         assert_ne!(found, 0, "{name}: nothing may exist: {out}");
         assert_eq!(autoboot(&built), ON_RECOVERY);
+        // The installer's lines also went to the kernel log, and p1 is mounted with dirsync
+        // (vfat writes directory entries only then; docs/installer.md).
+        let (status, out) = vm
+            .run_command(
+                "dmesg | grep -c 'k8r: K8R-RECOVERY: writing the root partition'",
+                Duration::from_secs(30),
+            )
+            .expect("dmesg");
+        // The last line: a long command line is echoed wrapped, in several lines.
+        let count = out.trim().lines().last().unwrap_or_default();
+        assert_eq!((status, count), (0, "1"), "{name}: kernel log: {out}");
+        let (_, mounts) = vm
+            .run_command(
+                "grep ' /mnt/recovery ' /proc/mounts",
+                Duration::from_secs(30),
+            )
+            .expect("mounts");
+        assert!(
+            mounts.contains("vfat") && mounts.contains("dirsync"),
+            "{name}: p1 mount options: {mounts}"
+        );
     }
 }
 

@@ -11,14 +11,13 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest as _, Sha256};
 
 use super::catalog::Artifact;
 use super::checksum::Sha256Digest;
 use super::FetchError;
+use k8r_card::digest::HashingReader;
 
 /// The cache directory from the environment: `$XDG_CACHE_HOME/k8r/downloads`, else
 /// `$HOME/.cache/k8r/downloads` (XDG Base Directory spec: a relative or empty
@@ -149,18 +148,10 @@ pub(crate) fn hash_file(path: &Path) -> Result<Option<(Sha256Digest, u64)>, Fetc
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(path)(e)),
     };
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += u64::try_from(n).unwrap_or(u64::MAX);
-    }
-    Ok(Some((Sha256Digest(hasher.finalize().into()), size)))
+    let mut reader = HashingReader::new(&mut file);
+    io::copy(&mut reader, &mut io::sink()).map_err(io_err(path))?;
+    let (digest, size, _) = reader.into_parts();
+    Ok(Some((Sha256Digest(digest), size)))
 }
 
 #[cfg(test)]

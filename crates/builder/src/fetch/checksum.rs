@@ -40,10 +40,7 @@ impl Sha256Digest {
 
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(&k8r_card::digest::hex(&self.0))
     }
 }
 
@@ -83,10 +80,7 @@ fn parse_hex(s: &str) -> Result<Sha256Digest, String> {
     Ok(Sha256Digest(out))
 }
 
-/// The lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256Digest::of(bytes).to_string()
-}
+pub use k8r_card::digest::sha256_hex;
 
 /// Which layout a published checksum file has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

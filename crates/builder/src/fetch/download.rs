@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest as _, Sha256};
 
 use super::cache::{hash_file, io_err, Cache};
 use super::catalog::{Artifact, ChecksumSource};
 use super::checksum::{digest_in, Sha256Digest};
 use super::FetchError;
+use k8r_card::digest::HashingReader;
 
 /// Time allowed to open a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -76,42 +76,6 @@ impl Drop for PartialGuard {
         if !self.done {
             let _ = fs::remove_file(&self.path);
         }
-    }
-}
-
-/// A reader that hashes and counts what passes through it.
-#[derive(Debug)]
-pub(crate) struct HashingReader<R> {
-    /// The source.
-    inner: R,
-    /// Running SHA-256.
-    hasher: Sha256,
-    /// Bytes read so far.
-    bytes: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    /// Wraps `inner`.
-    pub(crate) fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    /// Digest and length of everything read.
-    pub(crate) fn finish(self) -> (Sha256Digest, u64) {
-        (Sha256Digest(self.hasher.finalize().into()), self.bytes)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += u64::try_from(n).unwrap_or(u64::MAX);
-        Ok(n)
     }
 }
 
@@ -413,7 +377,8 @@ impl Fetcher {
         let file = writer
             .into_inner()
             .map_err(|e| io_err(&partial)(e.into_error()))?;
-        let (actual, size) = reader.finish();
+        let (actual, size, _) = reader.into_parts();
+        let actual = Sha256Digest(actual);
         if let Some(total) = total {
             if size != total {
                 return Err(FetchError::Transport {
@@ -460,27 +425,5 @@ impl Fetcher {
             size,
             from_cache: false,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::fetch::checksum::sha256_hex;
-
-    #[test]
-    fn hashing_reader_hashes_and_counts() {
-        let data: Vec<u8> = (0..200_000u32)
-            .map(|i| u8::try_from(i % 251).unwrap())
-            .collect();
-        let mut reader = HashingReader::new(&data[..]);
-        let mut out = Vec::new();
-        io::copy(&mut reader, &mut out).unwrap();
-        let (digest, size) = reader.finish();
-        assert_eq!(out, data);
-        assert_eq!(size, 200_000);
-        assert_eq!(digest.to_string(), sha256_hex(&data));
     }
 }

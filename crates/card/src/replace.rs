@@ -141,7 +141,7 @@ pub fn careful_replace(dir: &Path, name: &str, data: &[u8]) -> Result<(), Replac
     // Linux's vfat does not tie directory entries to the directory inode, so fsync on the
     // directory does not write the renamed entry (found in QEMU: a power cut seconds after the
     // replace lost it). sync(2) writes every dirty buffer, the entry included.
-    crate::sys::sync();
+    crate::io::sync_all_filesystems();
 
     let mut found = Vec::with_capacity(data.len());
     File::open(&target)

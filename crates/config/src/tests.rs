@@ -10,7 +10,7 @@ const TOKEN: &str = "abcdef.0123456789abcdef";
 const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const PASSWORD: &str = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
 const MINIMAL: &str = "IMAGE=\"base.img\"\nK8S_VERSION=\"1.31.0\"\n";
-const EXAMPLE: &str = include_str!("../../../../variables.cfg.example");
+const EXAMPLE: &str = include_str!("../../../variables.cfg.example");
 
 fn cfg(text: &str) -> Result<BuildConfig, ConfigErrors> {
     parse_cfg(Path::new("variables.cfg"), text)

@@ -1,9 +1,7 @@
-//! The data path of the installer: `image.img.xz` → partition 3, composed of small adapters.
+//! The data path of a stored image: `image.img.xz` → partition 3, composed of small adapters.
 //!
 //! - [`decode`]: the multi-threaded xz decoder ([`xz_reader`]) with memory limits that fit a
 //!   1 GB Pi 4, plus helpers to size it ([`online_cpus`], [`mem_total_from_meminfo`]).
-//! - [`hashing`]: [`HashingReader`], SHA-256 and byte count of what passes through (the
-//!   compressed file's digest, checked against `root.compressed_sha256`).
 //! - [`ranges`]: [`write_ranges`], the core: reads the decompressed image sequentially, writes
 //!   only the manifest's used ranges (at their offsets in the partition), insists that every
 //!   byte outside them is zero, hashes each range on a pool of worker threads and the whole
@@ -12,20 +10,16 @@
 //!   past the page cache) on all cores and checks each digest again: this catches failing and
 //!   counterfeit cards.
 //!
-//! The installer composes them: `File` → [`HashingReader`] → [`xz_reader`] →
-//! [`write_ranges`] onto the partition → [`SyncTarget::sync`] → [`crate::sys::drop_caches`] →
-//! [`verify_ranges`].
+//! The installer composes them: `File` → [`xz_reader`] → [`write_ranges`] onto the partition →
+//! `fsync` → [`crate::io::drop_page_cache`] → [`verify_ranges`]. The compressed file's own
+//! digest is checked once, before anything is written ([`crate::store::Build::check_compressed`]).
 
 pub mod decode;
-#[cfg(test)]
-mod fixture;
-pub mod hashing;
 pub mod ranges;
 pub mod verify;
 
 pub use decode::{mem_total_from_meminfo, online_cpus, xz_reader};
-pub use hashing::HashingReader;
-pub use ranges::{write_ranges, Progress, SyncTarget, WriteOptions, WriteReport};
+pub use ranges::{write_ranges, Progress, WriteOptions, WriteReport};
 pub use verify::{verify_ranges, VerifyProgress};
 
 use std::io;
@@ -135,15 +129,4 @@ pub enum StreamError {
     /// A worker thread died (a bug); the write cannot be trusted.
     #[error("a hashing worker thread failed: {0}")]
     Worker(&'static str),
-}
-
-/// Lowercase hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

@@ -69,12 +69,22 @@ pub(crate) fn value_of(config: &BuildConfig, name: &str) -> Option<String> {
     })
 }
 
-pub(crate) fn render(config: &BuildConfig) -> String {
+/// Every key of `config` in documented order; the keys in `withheld` are written empty, with a
+/// comment saying where their value lives instead.
+pub(crate) fn render(config: &BuildConfig, withheld: &[&str]) -> String {
     let mut out = String::from(
         "# k8r build configuration, rendered by k8r-builder.\n\
          # Every key is listed; an empty value means \"not set\". See variables.cfg.example.\n",
     );
     for key in KEYS {
+        if withheld.contains(&key.name) {
+            let _ = writeln!(
+                out,
+                "# {} is kept only in this node's own settings (k8r/node/variables.cfg on the recovery partition).\n{}=\"\"",
+                key.name, key.name
+            );
+            continue;
+        }
         let value = value_of(config, key.name).unwrap_or_default();
         // Writing to a String cannot fail.
         let _ = writeln!(out, "{}={}", key.name, quote_cfg(&value));

@@ -23,7 +23,8 @@ use std::sync::Mutex;
 use k8r_manifest::Range;
 use sha2::{Digest, Sha256};
 
-use super::{hex, StreamError};
+use super::StreamError;
+use crate::digest::hex;
 
 /// Alignment of every direct read (offset, length and buffer address).
 pub const ALIGN: u64 = 4096;
@@ -43,9 +44,9 @@ pub struct VerifyProgress {
 /// Reads every range of `device` (the partition, or an image file) back on `threads` threads
 /// and compares its SHA-256 with the manifest.
 ///
-/// With `direct`, the device is opened with `O_DIRECT` ([`crate::sys::open_direct`]) so the
-/// bytes come from the card, not from the page cache; the caller syncs the written data and
-/// drops the caches ([`crate::sys::drop_caches`]) first all the same. Without it (file
+/// With `direct`, the device is opened with `O_DIRECT` ([`crate::io::open_direct`]) so the
+/// bytes come from the card, not from the page cache (the caller syncs the written data
+/// first; dirty pages would be written back before a direct read anyway). Without it (file
 /// systems that refuse `O_DIRECT`, such as tmpfs), reads are buffered.
 ///
 /// Returns the error of the lowest failing range: [`StreamError::ReadbackMismatch`] or
@@ -59,7 +60,7 @@ pub fn verify_ranges(
 ) -> Result<(), StreamError> {
     let open = || {
         if direct {
-            crate::sys::open_direct(device)
+            crate::io::open_direct(device)
         } else {
             File::open(device)
         }
@@ -232,7 +233,7 @@ impl AlignedBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::fixture::{self, image, to_usize};
+    use crate::testkit::{self as fixture, image, to_usize};
     use std::io::Write;
 
     /// The fixture image in a temp file (the ranges as written, the gaps as garbage).
@@ -259,9 +260,9 @@ mod tests {
 
     /// Whether `O_DIRECT` works where the temp files live (tmpfs refuses it).
     fn direct_supported(path: &Path) -> bool {
-        match crate::sys::open_direct(path) {
+        match crate::io::open_direct(path) {
             Ok(_) => true,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
                 println!(
                     "note: O_DIRECT is not supported on {}: skipped",
                     path.display()
@@ -363,9 +364,9 @@ mod tests {
     }
 
     #[test]
-    fn drop_caches_on_a_regular_file_is_fine() {
+    fn dropping_the_page_cache_of_a_regular_file_is_fine() {
         let (file, ranges) = image_file();
-        crate::sys::drop_caches(file.as_file()).expect("ENOTTY is ignored for regular files");
+        crate::io::drop_page_cache(file.as_file()).expect("fadvise on a regular file");
         verify_ranges(file.path(), &ranges, 2, false, &|_| {}).expect("still verifies");
     }
 

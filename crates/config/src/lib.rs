@@ -118,11 +118,35 @@ impl BuildConfig {
     }
 
     /// The canonical `variables.cfg`: every key in documented order as `KEY="value"` (empty for
-    /// "not set"). Baked into the image at `/usr/lib/k8r/variables.cfg`. `HTTP_IMAGE_URL` is
-    /// written as its directory prefix; `password_hash` is not part of it.
+    /// "not set"). This is the node's own settings file on the recovery partition
+    /// (`k8r/node/variables.cfg`). `HTTP_IMAGE_URL` is written as its directory prefix;
+    /// `password_hash` is not part of it.
     pub fn render_cfg(&self) -> String {
-        render::render(self)
+        render::render(self, &[])
     }
+
+    /// The configuration baked into the root image (`/usr/lib/k8r/variables.cfg`): like
+    /// [`BuildConfig::render_cfg`], without the node secrets ([`NODE_SECRET_KEYS`]). The
+    /// upgrade artefacts are uploaded to web servers and shared by every node, so a worker's
+    /// join token must live only in its own settings on the recovery partition.
+    pub fn render_image_cfg(&self) -> String {
+        render::render(self, NODE_SECRET_KEYS)
+    }
+}
+
+/// Keys that hold a node's secrets and never go into the shared upgrade artefacts.
+pub const NODE_SECRET_KEYS: &[&str] = &["KUBEADM_JOIN_STRING"];
+
+/// Loads and validates a configuration, logging its warnings (unknown keys, …).
+///
+/// # Errors
+/// Every problem of the file at once.
+pub fn load_and_warn(config_path: &Path) -> Result<BuildConfig, ConfigErrors> {
+    let cfg = load(config_path)?;
+    for w in cfg.warnings() {
+        log::warn!("{w}");
+    }
+    Ok(cfg)
 }
 
 /// Parses and validates a `variables.cfg` text. `file` is used in messages only.

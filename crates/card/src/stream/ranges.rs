@@ -13,8 +13,7 @@
 //! come from a fixed pool and return to it when the last thread drops them, which bounds the
 //! memory in flight to `pool × chunk` and makes the reader wait when the hashers fall behind.
 
-use std::fs::File;
-use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +21,8 @@ use std::time::{Duration, Instant};
 use k8r_manifest::Range;
 use sha2::{Digest, Sha256};
 
-use super::{hex, StreamError};
+use super::StreamError;
+use crate::digest::hex;
 
 const MIB: usize = 1024 * 1024;
 
@@ -74,26 +74,6 @@ pub struct WriteReport {
     pub sha256: String,
 }
 
-/// Something written to that can be made durable: the caller flushes and syncs the partition
-/// after [`write_ranges`] and before reading it back.
-pub trait SyncTarget {
-    /// Makes everything written so far durable (`fsync` for files and block devices).
-    fn sync(&mut self) -> io::Result<()>;
-}
-
-impl SyncTarget for File {
-    fn sync(&mut self) -> io::Result<()> {
-        self.sync_all()
-    }
-}
-
-impl<T> SyncTarget for Cursor<T> {
-    /// Memory is as durable as it gets.
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Report progress after this many bytes …
 const PROGRESS_BYTES: u64 = 64 * 1024 * 1024;
 /// … or this much time, whichever comes first.
@@ -110,7 +90,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// `total` ([`StreamError::InvalidRange`]), as the manifest's validation guarantees.
 ///
 /// On error, parts of the ranges may already be written: the caller keeps the card pointing
-/// at recovery. `dev` is neither flushed nor synced (see [`SyncTarget`]).
+/// at recovery. `dev` is neither flushed nor synced: the caller does both before reading the
+/// ranges back.
 pub fn write_ranges<R: Read, W: Write + Seek>(
     mut plain: R,
     dev: &mut W,
@@ -471,8 +452,9 @@ fn fill<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::fixture::{self, image, to_usize, MIB, TOTAL};
     use crate::stream::xz_reader;
+    use crate::testkit::{self as fixture, image, to_usize, MIB, TOTAL};
+    use std::io::Cursor;
 
     const GARBAGE: u8 = 0xA5;
 
@@ -563,7 +545,6 @@ mod tests {
             }
         );
         assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
-        dev.sync().expect("sync");
     }
 
     #[test]
@@ -575,7 +556,7 @@ mod tests {
         let plain = xz_reader(&xz[..], 2, 0).expect("decoder");
         let report = write_ranges(plain, &mut file, &ranges, TOTAL, &opts(2, MIB), &mut |_| {})
             .expect("write");
-        file.sync().expect("sync");
+        file.sync_all().expect("sync");
         assert_eq!(report.sha256, whole_digest(&img));
         let mut back = Vec::new();
         file.seek(SeekFrom::Start(0)).expect("seek");

@@ -79,23 +79,9 @@ pub fn online_cpus() -> u32 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::io::Write;
-
-    /// Compresses `data` into a multi-block `.xz` (1 MiB blocks, preset 0) as the builder
-    /// does with `--block-size`.
-    pub(crate) fn compress_blocks(data: &[u8]) -> Vec<u8> {
-        let stream = MtStreamBuilder::new()
-            .threads(2)
-            .block_size(MIB)
-            .preset(0)
-            .encoder()
-            .expect("mt encoder");
-        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-        enc.write_all(data).expect("compress");
-        enc.finish().expect("finish")
-    }
+    use crate::testkit::compress_blocks;
 
     fn sample(len: usize) -> Vec<u8> {
         // Deterministic, partly compressible data.

@@ -1,0 +1,404 @@
+//! `k8r-builder assemble`: vendor image + configuration → golden card and upgrade artefacts.
+//!
+//! Plan: read the base image (partitions, boot files through the firmware model, kernel
+//! release) → fetch and verify the node pieces → customise a copy of the root with debugfs →
+//! the working boot partition's files → `boot.tar.xz`, `image.img.xz`, used ranges and
+//! `manifest.toml` → the recovery partition (firmware, kernel, recovery initramfs, store) →
+//! the four-partition card → `SHA256SUMS`. Everything is built in a work directory beside the
+//! outputs and moved into place only when all of it succeeded.
+
+mod card_image;
+mod inputs;
+mod manifest;
+mod recovery_part;
+mod root;
+
+use std::path::{Path, PathBuf};
+
+use k8r_card::digest::{hex, sha256_file};
+use k8r_manifest::Manifest;
+
+use crate::artefacts;
+use crate::base::{self, BaseImage};
+use crate::fetch::{Artifact, Fetched, Fetcher};
+use crate::image::{io_err, ImageError, MIB};
+use crate::timing::Timings;
+
+/// Output file names (the seed's, plus the manifest and checksums).
+pub const CARD: &str = "bootable_image.img";
+/// The root partition artefact.
+pub const ROOT_XZ: &str = "image.img.xz";
+/// The boot partition artefact.
+pub const BOOT_TXZ: &str = "boot.tar.xz";
+/// Human-readable checksums.
+pub const SUMS: &str = "SHA256SUMS";
+
+/// Size of the `k8r-data` partition in the image; the node agent grows it to the end of the
+/// card on first boot.
+pub const DATA_SIZE: u64 = 16 * MIB;
+
+/// What the build is made of (resolved configuration).
+#[derive(Debug, Clone)]
+pub struct BuildInputs {
+    /// The vendor image.
+    pub base_image: PathBuf,
+    /// Target architecture (`arm64`).
+    pub arch: String,
+    /// Kubernetes version `X.Y.Z`.
+    pub k8s_version: String,
+    /// The node artefacts to put in the root.
+    pub artifacts: Vec<Artifact>,
+    /// CNI manifest file name in the image (`calico.yaml` / `kube-flannel.yml`).
+    pub cni_manifest_name: String,
+    /// The configuration baked into the root image (`/usr/lib/k8r/variables.cfg`): the whole
+    /// configuration without the node secrets.
+    pub image_cfg: String,
+    /// The node's own settings for the recovery partition (`k8r/node/variables.cfg`): the
+    /// whole configuration.
+    pub node_cfg: String,
+    /// Login password hash for cloud-init, if given.
+    pub password_hash: Option<String>,
+    /// Requested working root size in bytes, if any.
+    pub root_size: Option<u64>,
+    /// containerd's major version.
+    pub containerd_major: u32,
+}
+
+/// How to build.
+#[derive(Debug)]
+pub struct AssembleOptions {
+    /// Resolved inputs.
+    pub inputs: BuildInputs,
+    /// Output directory (`images/`).
+    pub out_dir: PathBuf,
+    /// The recovery installer binary (static, for the target arch).
+    pub installer: PathBuf,
+    /// A static busybox for the recovery menu's shell (optional).
+    pub busybox: Option<PathBuf>,
+    /// Downloads and cache.
+    pub fetcher: Fetcher,
+    /// xz preset for `image.img.xz` (0–9).
+    pub xz_preset: u32,
+    /// Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH).
+    pub epoch: u64,
+    /// Worker threads for compression and hashing.
+    pub threads: usize,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The build id.
+    pub build_id: String,
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Output paths.
+    pub outputs: Vec<PathBuf>,
+    /// Per-step times.
+    pub timings: Timings,
+    /// Non-fatal notes (skipped optional modules, ...).
+    pub notes: Vec<String>,
+}
+
+/// Assemble failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    /// Image primitives.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The base image.
+    #[error(transparent)]
+    Base(#[from] base::BaseError),
+    /// Downloads.
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(msg: impl Into<String>) -> AssembleError {
+    AssembleError::Other(msg.into())
+}
+
+/// Runs the whole build.
+pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
+    let mut t = Timings::default();
+    let mut notes = Vec::new();
+    let out = &opts.out_dir;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let work = out.join(".k8r-build");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+    let epoch = opts.epoch;
+
+    // 1. Base image.
+    let base_boot = work.join("base-boot");
+    let (base, choice, shape, release, base_sha) = t.step("read base image", || {
+        let base = BaseImage::open(&opts.inputs.base_image)?;
+        base.extract_boot(&base_boot)?;
+        let (choice, shape) = base::boot_choice(&base.path, &base_boot)?;
+        let kernel =
+            std::fs::read(base_boot.join(&choice.kernel)).map_err(io_err(&choice.kernel))?;
+        let release = base::kernel_release(&kernel).map_err(|reason| base::BaseError::Kernel {
+            path: base.path.clone(),
+            kernel: choice.kernel.clone(),
+            reason,
+        })?;
+        let base_sha = sha256_file(&base.path).map_err(io_err(&base.path))?;
+        Ok::<_, AssembleError>((base, choice, shape, release, base_sha))
+    })?;
+    log::info!(
+        "base: {} layout, kernel {} ({release}), boot partition {}, root partition {}",
+        shape.name(),
+        choice.kernel,
+        base.boot.0,
+        base.root.0
+    );
+
+    // 2. Node artefacts.
+    let fetched = t.step("fetch node artefacts", || {
+        opts.fetcher.fetch_all(&opts.inputs.artifacts)
+    })?;
+    let installer = std::fs::read(&opts.installer).map_err(|e| {
+        other(format!(
+            "cannot read the recovery installer {}: {e} (build it with `cargo build --release -p k8r-installer --target aarch64-unknown-linux-musl`, or pass --installer)",
+            opts.installer.display()
+        ))
+    })?;
+    let busybox = match &opts.busybox {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| other(format!("cannot read busybox {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let build_id = build_id(epoch, &opts.inputs, &base_sha, &fetched, &installer);
+    log::info!("build id {build_id}");
+
+    // 3. Root filesystem.
+    let root = work.join("root.img");
+    t.step("customise root filesystem", || {
+        root::customise_root(opts, &base, &root, &fetched, &build_id, &release)
+    })?;
+
+    // 4. Working boot partition files.
+    let boot_dir = work.join("boot");
+    t.step("working boot partition", || {
+        root::working_boot(
+            &base_boot,
+            &boot_dir,
+            &choice,
+            opts.inputs.password_hash.as_deref(),
+        )
+    })?;
+
+    // 5. Free space of the root must be zero: the installer writes only the used ranges.
+    let used = t.step("zero free space of the root", || {
+        let mut file = std::fs::File::open(&root).map_err(io_err(&root))?;
+        let used = crate::image::used_ranges::used_ranges(&mut file)
+            .map_err(|e| other(format!("{}: {e}", root.display())))?;
+        let zeroed = artefacts::zero_outside(&root, &used.extents, used.total_bytes)?;
+        if zeroed > 0 {
+            log::info!(
+                "zeroed {} MiB of stale data in the root's free space",
+                zeroed >> 20
+            );
+        }
+        Ok::<_, AssembleError>(used)
+    })?;
+
+    // 6. Artefacts.
+    let boot_txz = work.join(BOOT_TXZ);
+    let boot_digests = t.step("boot.tar.xz", || {
+        artefacts::boot_tar_xz(&boot_dir, &boot_txz, epoch, opts.xz_preset)
+    })?;
+    let root_xz = work.join(ROOT_XZ);
+    let threads = u32::try_from(opts.threads).unwrap_or(1);
+    let root_digests = t.step("image.img.xz", || {
+        artefacts::compress_xz(&root, &root_xz, opts.xz_preset, threads, &|_| {})
+    })?;
+
+    // 7. Manifest.
+    let manifest = t.step("range digests and manifest", || {
+        manifest::make_manifest(&manifest::ManifestParts {
+            build_id: &build_id,
+            arch: &opts.inputs.arch,
+            k8s_version: &opts.inputs.k8s_version,
+            epoch,
+            base: &base,
+            shape,
+            root: &root,
+            used: &used,
+            root_digests: &root_digests,
+            boot_digests: &boot_digests,
+            threads: opts.threads,
+        })
+    })?;
+    let manifest_path = work.join(k8r_manifest::MANIFEST_FILE);
+    std::fs::write(&manifest_path, manifest.render()).map_err(io_err(&manifest_path))?;
+
+    // 8. Recovery partition.
+    let recovery_img = work.join("recovery.img");
+    t.step("recovery partition", || {
+        let parts = recovery_part::RecoveryParts {
+            inputs: &opts.inputs,
+            base_boot: &base_boot,
+            choice: &choice,
+            root: &root,
+            release: &release,
+            installer: &installer,
+            busybox: busybox.as_deref(),
+            build_id: &build_id,
+            store_files: &[root_xz.clone(), boot_txz.clone(), manifest_path.clone()],
+            epoch,
+        };
+        recovery_part::recovery_partition(&parts, &recovery_img, &mut notes)
+    })?;
+
+    // 9. The card.
+    let card_path = work.join(CARD);
+    t.step("card image", || {
+        card_image::card_image(
+            &base,
+            &boot_dir,
+            &root,
+            &recovery_img,
+            &card_path,
+            &build_id,
+            epoch,
+        )
+    })?;
+
+    // 10. Checksums, then move everything into place.
+    let outputs = t.step("SHA256SUMS and outputs", || {
+        let mut sums = String::new();
+        for name in [CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE] {
+            let path = work.join(name);
+            let digest = sha256_file(&path).map_err(io_err(&path))?;
+            sums.push_str(&format!("{digest}  {name}\n"));
+        }
+        std::fs::write(work.join(SUMS), sums).map_err(io_err(work.join(SUMS)))?;
+        let mut outputs = Vec::new();
+        for name in [CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE, SUMS] {
+            let dest = out.join(name);
+            std::fs::rename(work.join(name), &dest).map_err(io_err(&dest))?;
+            outputs.push(dest);
+        }
+        Ok::<_, AssembleError>(outputs)
+    })?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(Report {
+        build_id,
+        manifest,
+        outputs,
+        timings: t,
+        notes,
+    })
+}
+
+/// `<UTC time of epoch>-<8 hex of a digest over every input>`: the same inputs give the same
+/// id.
+pub fn build_id(
+    epoch: u64,
+    inputs: &BuildInputs,
+    base_sha: &str,
+    fetched: &[Fetched],
+    installer: &[u8],
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION"));
+    // What the artefacts hold: the node's own settings (a worker's join command) live on the
+    // recovery partition only, so cards that differ only there share the build.
+    h.update(inputs.image_cfg.as_bytes());
+    h.update(inputs.password_hash.as_deref().unwrap_or_default());
+    h.update(base_sha);
+    for f in fetched {
+        h.update(f.name.as_bytes());
+        h.update(f.digest.to_string());
+    }
+    h.update(installer);
+    let digest = hex(&h.finalize());
+    format!("{}-{}", utc_compact(epoch), &digest[..8])
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time (days-from-civil, proleptic Gregorian).
+pub fn utc_compact(epoch: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(epoch);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+/// RFC 3339 UTC for a Unix time.
+pub fn utc_rfc3339(epoch: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(epoch);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+fn civil(epoch: u64) -> (i64, u64, u64, u64, u64, u64) {
+    let days = i64::try_from(epoch / 86_400).unwrap_or(0);
+    let secs = epoch % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        u64::try_from(m).unwrap_or(1),
+        u64::try_from(d).unwrap_or(1),
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    )
+}
+
+/// The card's MBR disk id: from the build id, never 0.
+pub fn disk_id(build_id: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(build_id.as_bytes());
+    let id = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+    if id == 0 {
+        0x6b38_7200
+    } else {
+        id
+    }
+}
+
+fn dir_size(dir: &Path) -> Result<u64, AssembleError> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let meta = entry.metadata().map_err(io_err(entry.path()))?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats() {
+        assert_eq!(utc_compact(0), "19700101T000000Z");
+        assert_eq!(utc_rfc3339(1_776_902_400), "2026-04-23T00:00:00Z");
+        assert_eq!(utc_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn disk_id_is_stable_and_nonzero() {
+        assert_eq!(disk_id("a"), disk_id("a"));
+        assert_ne!(disk_id("a"), disk_id("b"));
+        assert_ne!(disk_id("x"), 0);
+    }
+}

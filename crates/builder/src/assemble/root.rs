@@ -1,0 +1,109 @@
+//! The working system: the customised root filesystem and the working boot partition's files.
+
+use std::path::Path;
+
+use k8r_boot_config::firmware::BootChoice;
+
+use super::{other, AssembleError, AssembleOptions};
+use crate::base::BaseImage;
+use crate::bootpart;
+use crate::fetch::Fetched;
+use crate::image::{ext4, io_err, round_up, MIB};
+use crate::rootfs::{apply, content};
+
+/// Copies the base root to `root`, grows it as needed and adds k8r's files in one debugfs run.
+pub(super) fn customise_root(
+    opts: &AssembleOptions,
+    base: &BaseImage,
+    root: &Path,
+    fetched: &[Fetched],
+    build_id: &str,
+    release: &str,
+) -> Result<(), AssembleError> {
+    base.extract_root(root)?;
+    let staging = root.with_extension("staging");
+    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+    let find = |name: &str| {
+        fetched
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.path.clone())
+            .ok_or_else(|| other(format!("internal: artefact {name} was not fetched")))
+    };
+    let bins = content::NodeBinaries {
+        kubeadm: find("kubeadm")?,
+        kubelet: find("kubelet")?,
+        kubectl: find("kubectl")?,
+        runc: find("runc")?,
+        containerd_tgz: find("containerd")?,
+        cni_plugins_tgz: find("cni-plugins")?,
+        crictl_tgz: find("crictl")?,
+        cni_manifest: (find("cni-manifest")?, opts.inputs.cni_manifest_name.clone()),
+    };
+    let texts = content::NodeTexts {
+        variables_cfg: opts.inputs.image_cfg.clone(),
+        build_info: format!(
+            "BUILD_ID={build_id}\nK8S_VERSION={}\nARCH={}\nBASE_KERNEL={release}\nBUILDER={}\n",
+            opts.inputs.k8s_version,
+            opts.inputs.arch,
+            env!("CARGO_PKG_VERSION")
+        ),
+        containerd_major: opts.inputs.containerd_major,
+    };
+    let plan = content::stage(&staging, &bins, &texts)?;
+    // Room for what we add, plus slack; grow before writing, never on the card.
+    let adding: u64 = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            crate::rootfs::plan::Op::File { source, .. } => {
+                std::fs::metadata(source).ok().map(|m| m.len() + 4096)
+            }
+            _ => None,
+        })
+        .sum();
+    let geo = ext4::geometry(root)?;
+    let min = geo.bytes() - geo.free_bytes() + adding + adding / 4 + 64 * MIB;
+    let target = match opts.inputs.root_size {
+        Some(want) if want < min => {
+            return Err(other(format!(
+                "ROOT_SIZE {} MiB is too small: the root needs at least {} MiB",
+                want / MIB,
+                min.div_ceil(MIB)
+            )))
+        }
+        Some(want) => round_up(want, MIB),
+        None => round_up(geo.bytes().max(min), MIB),
+    };
+    if target != geo.bytes() {
+        ext4::resize(root, target, opts.epoch)?;
+    }
+    apply::apply(root, &plan, opts.epoch)?;
+    ext4::check(root)?;
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// The working boot partition's files: the base's, with k8r's cmdline and config edits and the
+/// login password's cloud-init user-data.
+pub(super) fn working_boot(
+    base_boot: &Path,
+    boot_dir: &Path,
+    choice: &BootChoice,
+    password_hash: Option<&str>,
+) -> Result<(), AssembleError> {
+    crate::image::copy_tree(base_boot, boot_dir)?;
+    let edit = |rel: &str, f: &dyn Fn(&str) -> String| -> Result<(), AssembleError> {
+        let path = boot_dir.join(rel);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        std::fs::write(&path, f(&text)).map_err(io_err(&path))?;
+        Ok(())
+    };
+    edit(&choice.cmdline_file, &bootpart::edit_cmdline)?;
+    edit("config.txt", &bootpart::edit_config)?;
+    if let Some(hash) = password_hash {
+        let ud = boot_dir.join("user-data");
+        std::fs::write(&ud, bootpart::user_data(hash)).map_err(io_err(&ud))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Tests of the image store on a temp dir standing in for a mounted recovery partition.
+
+use super::*;
+use crate::testkit::{write_build, BuildSpec};
+
+fn store_with(builds: &[&str]) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::new(dir.path());
+    for id in builds {
+        write_build(&store.build_dir(id).expect("id"), &BuildSpec::new(id));
+    }
+    (dir, store)
+}
+
+fn opts() -> VerifyOptions {
+    VerifyOptions {
+        threads: 2,
+        mem_total: 1 << 30,
+    }
+}
+
+#[test]
+fn pointer_round_trips_and_advances() {
+    let p = Pointer::to("b1").expect("id");
+    assert_eq!(Pointer::parse(&p.render()), Ok(p.clone()));
+    let q = p.advance("b2");
+    assert_eq!(
+        (q.current.as_str(), q.previous.as_deref()),
+        ("b2", Some("b1"))
+    );
+    assert_eq!(Pointer::parse(&q.render()), Ok(q.clone()));
+    assert_eq!(
+        q.advance("b2"),
+        q,
+        "advancing to the current build changes nothing"
+    );
+    assert_eq!(q.names().collect::<Vec<_>>(), vec!["b2", "b1"]);
+    assert_eq!(q.without_previous().previous, None);
+    assert!(q.render().len() < POINTER_MAX);
+}
+
+#[test]
+fn pointer_refuses_what_it_cannot_trust() {
+    for (text, why) in [
+        ("", "no current="),
+        ("previous=b1\n", "no current="),
+        ("current=..\n", "not a build id"),
+        ("current=a/b\n", "not a build id"),
+        ("current=b1\ngarbage line\n", "expected key=value"),
+        (&"#".repeat(600), "more than a pointer file"),
+    ] {
+        let err = Pointer::parse(text).expect_err(text);
+        assert!(err.contains(why), "{text:?}: {err}");
+    }
+    // Unknown keys are ignored; previous equal to current is dropped.
+    let p = Pointer::parse("current=b1\nprevious=b1\nnewer_key=x\n").expect("ok");
+    assert_eq!(p.previous, None);
+}
+
+#[test]
+fn no_pointer_says_the_store_is_empty() {
+    let (_dir, store) = store_with(&[]);
+    let err = store.current().expect_err("empty");
+    assert!(matches!(err, StoreError::NoPointer { .. }), "{err:?}");
+    assert!(err.to_string().contains("holds no build"), "{err}");
+}
+
+#[test]
+fn current_follows_the_pointer() {
+    let (_dir, store) = store_with(&["b1", "b2"]);
+    store
+        .set_pointer(&Pointer::to("b1").expect("id"))
+        .expect("set");
+    assert_eq!(store.current().expect("current").manifest.build_id, "b1");
+    store
+        .set_pointer(&store.pointer().expect("read").advance("b2"))
+        .expect("advance");
+    let current = store.current().expect("current");
+    assert_eq!(current.manifest.build_id, "b2");
+    assert_eq!(current.dir, store.dir().join("b2"));
+    assert_eq!(
+        store.pointer().expect("read").previous.as_deref(),
+        Some("b1")
+    );
+}
+
+#[test]
+fn a_manifest_for_another_build_is_refused() {
+    let (_dir, store) = store_with(&["b1"]);
+    let other = store.dir().join("b9");
+    std::fs::create_dir_all(&other).expect("dir");
+    std::fs::copy(
+        store.dir().join("b1/manifest.toml"),
+        other.join("manifest.toml"),
+    )
+    .expect("cp");
+    let err = store.build("b9").expect_err("wrong build");
+    assert!(matches!(err, StoreError::WrongBuild { .. }), "{err:?}");
+    assert!(matches!(
+        store.build("../b1"),
+        Err(StoreError::BadBuildId { .. })
+    ));
+}
+
+#[test]
+fn prune_removes_only_unreferenced_builds() {
+    let (_dir, store) = store_with(&["b1", "b2", "b3", "leftover"]);
+    let pointer = Pointer::to("b1").expect("id").advance("b2");
+    std::fs::write(store.dir().join("not-a-dir"), b"x").expect("file");
+    let removed = store.prune(&pointer, &["b3"]).expect("prune");
+    assert_eq!(removed, vec!["leftover".to_owned()]);
+    assert_eq!(store.build_dirs().expect("list"), vec!["b1", "b2", "b3"]);
+    assert!(store.build_bytes("b1") > 0);
+    assert_eq!(store.build_bytes("leftover"), 0);
+}
+
+#[test]
+fn a_good_build_verifies() {
+    let (_dir, store) = store_with(&["b1"]);
+    let build = store.build("b1").expect("open");
+    build.check_compressed().expect("compressed digest");
+    let mut calls = 0;
+    build.verify(opts(), &mut |_| calls += 1).expect("verify");
+    assert!(calls > 0, "progress was reported");
+}
+
+/// Flips one byte of `path` at `offset` (from the end when negative).
+fn flip(path: &Path, offset: i64) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let len = i64::try_from(bytes.len()).expect("len");
+    let at = usize::try_from(if offset < 0 { len + offset } else { offset }).expect("at");
+    bytes[at] ^= 0x40;
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn damage_is_found_and_named() {
+    // A flipped byte in the middle of the compressed root: the xz check or a digest fails.
+    let (_dir, store) = store_with(&["b1"]);
+    let build = store.build("b1").expect("open");
+    let root = build.root_file();
+    let len = i64::try_from(std::fs::metadata(&root).expect("meta").len()).expect("len");
+    flip(&root, len / 2);
+    let err = build.check_compressed().expect_err("compressed digest");
+    assert!(matches!(err, StoreError::Digest { .. }), "{err:?}");
+    assert!(err.to_string().contains("image.img.xz"), "{err}");
+    let err = build.verify(opts(), &mut |_| {}).expect_err("verify");
+    assert!(err.to_string().contains("image.img.xz"), "{err}");
+
+    // A truncated boot archive: its size is refused before hashing.
+    let (_dir, store) = store_with(&["b2"]);
+    let build = store.build("b2").expect("open");
+    let boot = build.boot_file();
+    let data = std::fs::read(&boot).expect("read");
+    std::fs::write(&boot, &data[..data.len() - 1]).expect("truncate");
+    let err = build.verify(opts(), &mut |_| {}).expect_err("boot size");
+    assert!(matches!(err, StoreError::Size { .. }), "{err:?}");
+
+    // A changed boot archive of the same size: its digest.
+    let (_dir, store) = store_with(&["b3"]);
+    let build = store.build("b3").expect("open");
+    flip(&build.boot_file(), 0);
+    let err = build.verify(opts(), &mut |_| {}).expect_err("boot digest");
+    assert!(matches!(err, StoreError::Digest { .. }), "{err:?}");
+    assert!(err.to_string().contains("boot.tar.xz"), "{err}");
+}

@@ -1,0 +1,190 @@
+//! Test fixtures (this crate's tests, and other crates' with the `testkit` feature): a
+//! synthetic root image shaped like the builder's output, its multi-block `.xz`, and a whole
+//! stored build (manifest, `image.img.xz`, `boot.tar.xz`) written into a directory.
+//!
+//! Not for production code: everything here panics on failure.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::io::Write;
+use std::path::Path;
+
+use k8r_manifest::{Artifact, Manifest, Range, RootImage, FORMAT, MANIFEST_FILE};
+use liblzma::stream::MtStreamBuilder;
+use sha2::{Digest, Sha256};
+
+use crate::digest::{hex, sha256_hex};
+
+pub const MIB: u64 = 1024 * 1024;
+
+/// Size of the synthetic image.
+pub const TOTAL: u64 = 20 * MIB;
+
+/// `(offset, length)` of the used ranges: block-aligned, some longer than a 4 MiB chunk, some
+/// crossing chunk boundaries, one only 1024-aligned (an ext4 with 1 KiB blocks), one ending at
+/// the image's end.
+pub const LAYOUT: [(u64, u64); 6] = [
+    (0, 64 * 1024),
+    (MIB + 3 * 4096, 5 * MIB + 8192),
+    (8 * MIB, MIB),
+    (12 * MIB - 4096, 2 * 4096),
+    (15 * MIB + 1024, 5 * 1024),
+    (19 * MIB, MIB),
+];
+
+/// A synthetic image: data (low-entropy noise, with some zero runs) inside [`LAYOUT`], zeros
+/// elsewhere; and its manifest ranges.
+pub fn image() -> (Vec<u8>, Vec<Range>) {
+    static IMAGE: std::sync::OnceLock<(Vec<u8>, Vec<Range>)> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(make_image).clone()
+}
+
+/// [`image`] compressed as the builder does (multi-block `.xz`).
+pub fn image_xz() -> Vec<u8> {
+    static XZ: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    XZ.get_or_init(|| compress_blocks(&image().0)).clone()
+}
+
+fn make_image() -> (Vec<u8>, Vec<Range>) {
+    let mut img = vec![0u8; to_usize(TOTAL)];
+    let mut state = 0x9e37_79b9_u32;
+    for &(offset, length) in &LAYOUT {
+        let bytes = &mut img[to_usize(offset)..to_usize(offset + length)];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            // A zero run every 64 KiB: ranges hold zeros too.
+            *b = if i % 65536 < 512 {
+                0
+            } else {
+                state.to_le_bytes()[1] & 0x0f
+            };
+        }
+        // Make each range's first and last byte non-zero, so writing a range short is seen.
+        bytes[0] = 0x5a;
+        bytes[bytes.len() - 1] = 0xa5;
+    }
+    let ranges = ranges_of(&img);
+    (img, ranges)
+}
+
+/// The manifest ranges of [`LAYOUT`] over `img`.
+pub fn ranges_of(img: &[u8]) -> Vec<Range> {
+    LAYOUT
+        .iter()
+        .map(|&(offset, length)| Range {
+            offset,
+            length,
+            sha256: hex(&Sha256::digest(
+                &img[to_usize(offset)..to_usize(offset + length)],
+            )),
+        })
+        .collect()
+}
+
+pub fn to_usize(n: u64) -> usize {
+    usize::try_from(n).expect("fits")
+}
+
+/// Bytes not inside any range.
+pub fn outside(offset: u64) -> bool {
+    !LAYOUT.iter().any(|&(o, l)| offset >= o && offset < o + l)
+}
+
+/// The gaps between the ranges, as `(offset, length)`.
+pub fn gaps() -> Vec<(u64, u64)> {
+    let mut gaps = Vec::new();
+    let mut pos = 0;
+    for &(offset, length) in &LAYOUT {
+        if offset > pos {
+            gaps.push((pos, offset - pos));
+        }
+        pos = offset + length;
+    }
+    if pos < TOTAL {
+        gaps.push((pos, TOTAL - pos));
+    }
+    gaps
+}
+
+/// Compresses `data` into a multi-block `.xz` (1 MiB blocks, preset 0) as the builder does
+/// with its block size.
+pub fn compress_blocks(data: &[u8]) -> Vec<u8> {
+    let stream = MtStreamBuilder::new()
+        .threads(2)
+        .block_size(MIB)
+        .preset(0)
+        .encoder()
+        .expect("mt encoder");
+    let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    enc.write_all(data).expect("compress");
+    enc.finish().expect("finish")
+}
+
+/// Options for [`write_build`].
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// `build_id` (also the directory name the caller chose).
+    pub build_id: String,
+    /// `kubernetes_version`.
+    pub kubernetes_version: String,
+    /// `arch`.
+    pub arch: String,
+    /// The content of `boot.tar.xz` (any bytes: only its size and digests are checked by the
+    /// store; the installer unpacks real ones).
+    pub boot: Vec<u8>,
+}
+
+impl BuildSpec {
+    /// A build with id `id`, Kubernetes 1.31.2, arm64.
+    pub fn new(id: &str) -> BuildSpec {
+        BuildSpec {
+            build_id: id.to_owned(),
+            kubernetes_version: "1.31.2".into(),
+            arch: "arm64".into(),
+            boot: format!("boot archive of {id}").into_bytes(),
+        }
+    }
+}
+
+/// The manifest of [`write_build`]'s build, without writing anything.
+pub fn build_manifest(spec: &BuildSpec) -> Manifest {
+    let (img, ranges) = image();
+    let xz = image_xz();
+    Manifest {
+        format: FORMAT,
+        build_id: spec.build_id.clone(),
+        arch: spec.arch.clone(),
+        kubernetes_version: spec.kubernetes_version.clone(),
+        created: "2026-04-23T00:00:00Z".into(),
+        base_image: "testkit.img".into(),
+        base_shape: "ubuntu-26.04".into(),
+        root: RootImage {
+            file: "image.img.xz".into(),
+            compressed_size: xz.len() as u64,
+            compressed_sha256: sha256_hex(&xz),
+            size: img.len() as u64,
+            sha256: sha256_hex(&img),
+            block_size: 1024,
+            ranges,
+        },
+        boot: Artifact {
+            file: "boot.tar.xz".into(),
+            compressed_size: spec.boot.len() as u64,
+            compressed_sha256: sha256_hex(&spec.boot),
+            size: spec.boot.len() as u64,
+            sha256: sha256_hex(&spec.boot),
+        },
+    }
+}
+
+/// Writes a complete, valid build into `dir` (created): `manifest.toml`, `image.img.xz` (the
+/// synthetic image) and `boot.tar.xz` (`spec.boot`). Returns its manifest.
+pub fn write_build(dir: &Path, spec: &BuildSpec) -> Manifest {
+    let m = build_manifest(spec);
+    std::fs::create_dir_all(dir).expect("build dir");
+    std::fs::write(dir.join(&m.root.file), image_xz()).expect("image.img.xz");
+    std::fs::write(dir.join(&m.boot.file), &spec.boot).expect("boot.tar.xz");
+    std::fs::write(dir.join(MANIFEST_FILE), m.render()).expect("manifest");
+    m
+}
