@@ -443,7 +443,7 @@ fn urls_and_paths() {
 fn concurrent_requests_are_served_in_parallel() {
     let (_dir, root) = tree();
     let server = Arc::new(Server::serve_dir(&root).unwrap());
-    // One slow answer must not hold up the others.
+    // A slow answer stays in flight while the others are served.
     server.inject(
         "/a.txt",
         Fault::Delay(Duration::from_millis(200)),
