@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use k8r_qemu::assets::target_dir;
 use k8r_qemu::{Machine, MachineConfig, Profile};
-use k8r_tests::http::FileServer;
+use k8r_tests::http::Server;
 
 use crate::{fixtures, root, setup, test};
 
@@ -33,7 +33,7 @@ pub fn run() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let server =
-        FileServer::start(&fixtures::mirror_dir()).context("starting the artefact server")?;
+        Server::serve_dir(fixtures::mirror_dir()).context("starting the artefact server")?;
     let base = k8r_qemu::assets::fixtures_dir().join("base-arm64.img");
     let config = k8r_tests::test_config(
         &server,

@@ -25,7 +25,7 @@ pub use config_txt::{
     ConfigError, ConfigTxt, ConfigWarning, ConfigWarningKind, InitramfsLine, InitramfsPlacement,
     LineKind,
 };
-pub use effective::Effective;
+pub use effective::{Effective, IncludeError, SkipReason, SkippedInclude};
 pub use filter::FilterContext;
 pub use firmware::{
     select_boot, BootChoice, BootRequest, CardView, Eeprom, FileLookup, MemFiles, NoBoot,

@@ -4,7 +4,8 @@
 //! Suites are named by what they need: `host_*` run without a VM, `qemu_*` boot QEMU (TCG)
 //! and write only to their own scratch cards.
 
-pub mod http;
+/// The loopback HTTP server that plays dl.k8s.io and GitHub (also used by `cargo xtask demo`).
+pub use k8r_test_http as http;
 
 use std::path::{Path, PathBuf};
 
@@ -69,7 +70,7 @@ pub const TEST_EPOCH: u64 = 1_776_902_400;
 
 /// A `variables.cfg` for the fixture artefacts served by `server`, on base image `base`, with
 /// `extra` lines appended.
-pub fn test_config(server: &http::FileServer, base: &Path, extra: &str) -> String {
+pub fn test_config(server: &http::Server, base: &Path, extra: &str) -> String {
     format!(
         "# k8r test configuration: fixture artefacts from a 127.0.0.1 server\n\
          IMAGE=\"{}\"\nK8S_VERSION=\"1.31.2\"\nCALICO_VERSION=\"3.99.0\"\n\
@@ -83,9 +84,9 @@ pub fn test_config(server: &http::FileServer, base: &Path, extra: &str) -> Strin
 
 /// One 127.0.0.1 server for the fixture artefacts, shared by all tests of a test binary (so
 /// builds that should be identical also see the same URLs).
-pub fn mirror_server() -> &'static http::FileServer {
-    static SERVER: std::sync::OnceLock<http::FileServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| http::FileServer::start(&mirror()).expect("file server"))
+pub fn mirror_server() -> &'static http::Server {
+    static SERVER: std::sync::OnceLock<http::Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| http::Server::serve_dir(mirror()).expect("file server"))
 }
 
 /// The fixture artefact tree (`target/fixtures/mirror`).

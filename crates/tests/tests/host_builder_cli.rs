@@ -121,7 +121,7 @@ fn a_download_with_the_wrong_digest_is_refused_and_not_cached() {
     copy_dir(&mirror(), &tampered);
     let kubeadm = tampered.join("k8s/v1.31.2/bin/linux/arm64/kubeadm");
     std::fs::write(&kubeadm, "#!/bin/sh\necho tampered\n").expect("tamper");
-    let server = k8r_tests::http::FileServer::start(&tampered).expect("server");
+    let server = k8r_tests::http::Server::serve_dir(&tampered).expect("server");
     let config = dir.join("variables.cfg");
     std::fs::write(&config, test_config(&server, &fixture(BASE_2404), "")).expect("config");
     let err = build_with(&dir, &config, &dir.join("images")).expect_err("tampered kubeadm");

@@ -57,7 +57,7 @@ fn load_config(
     tryboot_a_b: bool,
     board: Board,
     trace: &mut Vec<String>,
-) -> (String, Effective) {
+) -> Result<(String, Effective), NoBoot> {
     let config_file = if tryboot && !tryboot_a_b {
         "tryboot.txt"
     } else {
@@ -86,13 +86,20 @@ fn load_config(
         boot_partition: view.number,
     };
     let include = |name: &str| read_text(view.files, name);
-    let eff = cfg.effective(&ctx, &include);
-    for name in eff.skipped_includes() {
-        trace.push(format!(
-            "include {name} not read (missing or nested too deep)"
-        ));
+    let eff = cfg
+        .effective(&ctx, &include)
+        .map_err(|source| NoBoot::Config {
+            partition: view.number,
+            config_file: config_file.to_string(),
+            source,
+        })?;
+    for name in eff.included_files() {
+        trace.push(format!("include {name} read"));
     }
-    (config_file.to_string(), eff)
+    for skipped in eff.skipped_includes() {
+        trace.push(format!("include {}: {}", skipped.name, skipped.reason));
+    }
+    Ok((config_file.to_string(), eff))
 }
 
 /// `os_prefix` is kept only if both `${prefix}${kernel}` and `${prefix}${dtb}` exist; else it
@@ -166,7 +173,7 @@ pub(super) fn resolve(
     board: Board,
     mut trace: Vec<String>,
 ) -> Result<BootChoice, NoBoot> {
-    let (config_file, eff) = load_config(view, tryboot, tryboot_a_b, board, &mut trace);
+    let (config_file, eff) = load_config(view, tryboot, tryboot_a_b, board, &mut trace)?;
     let kernel_name = setting(&eff, "kernel")
         .unwrap_or_else(|| board.default_kernel(eff.flag("arm_64bit")))
         .to_string();

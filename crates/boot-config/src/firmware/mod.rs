@@ -17,7 +17,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::board::Board;
-use crate::effective::Effective;
+use crate::effective::{Effective, IncludeError};
 
 #[cfg(feature = "dir-files")]
 pub use dir_files::DirFiles;
@@ -170,6 +170,17 @@ pub enum NoBoot {
         partition: u8,
         /// Path looked for.
         path: String,
+    },
+    /// The config file could not be evaluated: it includes more files than the model
+    /// follows (a hostile or broken boot partition).
+    #[error("partition {partition}: {config_file}: {source}")]
+    Config {
+        /// Partition number.
+        partition: u8,
+        /// `config.txt` or `tryboot.txt`.
+        config_file: String,
+        /// What stopped the evaluation.
+        source: IncludeError,
     },
     /// An initramfs file is missing.
     #[error("partition {partition}: initramfs {path} not found")]

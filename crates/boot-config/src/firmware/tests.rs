@@ -513,11 +513,130 @@ fn include_is_followed() {
     let card = Card::new().fat(
         1,
         pi4("p1")
-            .with("config.txt", "include extra.txt\n")
+            .with(
+                "config.txt",
+                "include extra.txt\ninclude gone.txt\ninclude Extra.txt\n",
+            )
             .with("EXTRA.TXT", "[pi4]\nkernel=from-include.img\n")
             .with("from-include.img", "k"),
     );
-    assert_eq!(card.boot(NORMAL).kernel, "from-include.img");
+    let choice = card.boot(NORMAL);
+    assert_eq!(choice.kernel, "from-include.img");
+    for line in [
+        "include extra.txt read",
+        "include gone.txt: not found, ignored",
+        "include Extra.txt: already included once, not read again",
+    ] {
+        assert!(
+            choice.trace.iter().any(|t| t == line),
+            "{line:?} not in {:?}",
+            choice.trace
+        );
+    }
+}
+
+/// A partition double that counts reads per (lowercased) path.
+struct CountingFiles {
+    inner: MemFiles,
+    reads: std::cell::RefCell<std::collections::BTreeMap<String, usize>>,
+}
+
+impl CountingFiles {
+    fn new(inner: MemFiles) -> CountingFiles {
+        CountingFiles {
+            inner,
+            reads: std::cell::RefCell::default(),
+        }
+    }
+
+    fn select(&self) -> Result<BootChoice, NoBoot> {
+        let card = CardView {
+            partitions: vec![PartitionView {
+                number: 1,
+                kind: PartitionKind::Fat,
+                files: self,
+            }],
+        };
+        select_boot(&card, NORMAL, Board::Pi4, &Eeprom::default())
+    }
+
+    /// Reads of files whose name starts with `prefix`: (files read, total reads).
+    fn reads_of(&self, prefix: &str) -> (usize, usize) {
+        let reads = self.reads.borrow();
+        let counts: Vec<usize> = reads
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(_, n)| *n)
+            .collect();
+        (counts.len(), counts.iter().sum())
+    }
+}
+
+impl FileLookup for CountingFiles {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        *self
+            .reads
+            .borrow_mut()
+            .entry(path.to_ascii_lowercase())
+            .or_default() += 1;
+        self.inner.read(path)
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.inner.exists(path)
+    }
+}
+
+#[test]
+fn a_hostile_include_fan_out_reads_each_file_once() {
+    // config.txt and 20 included files each have 100 include lines over all 20 files.
+    let lines: String = (0..100)
+        .map(|i| format!("include inc{:02}.txt\n", i % 20))
+        .collect();
+    let mut files = pi4("p1").with("config.txt", &lines);
+    for i in 0..20 {
+        files.insert(&format!("inc{i:02}.txt"), format!("{lines}set{i}=1\n"));
+    }
+    let files = CountingFiles::new(files);
+    let choice = files.select().expect("boots");
+    assert_eq!(choice.kernel, "kernel8.img");
+    assert_eq!(choice.config.get("set19"), Some("1"));
+    assert_eq!(
+        files.reads_of("inc"),
+        (20, 20),
+        "{:?}",
+        files.reads.borrow()
+    );
+}
+
+#[test]
+fn too_many_included_files_is_no_boot_naming_the_file_and_the_cap() {
+    let lines: String = (0..40)
+        .map(|i| format!("include inc{i:02}.txt\n"))
+        .collect();
+    let mut files = pi4("p1").with("config.txt", &lines);
+    for i in 0..40 {
+        files.insert(&format!("inc{i:02}.txt"), "x=1\n");
+    }
+    let files = CountingFiles::new(files);
+    let err = files.select().expect_err("over the cap");
+    assert_eq!(
+        err,
+        NoBoot::Config {
+            partition: 1,
+            config_file: "config.txt".into(),
+            source: crate::effective::IncludeError::TooManyFiles {
+                file: "inc32.txt".into(),
+                cap: crate::effective::MAX_INCLUDED_FILES,
+            },
+        }
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with("partition 1: config.txt: include inc32.txt: more than 32 files"),
+        "{message}"
+    );
+    assert_eq!(files.reads_of("inc"), (33, 33));
 }
 
 #[test]

@@ -11,8 +11,6 @@ pub mod checksum;
 pub mod download;
 
 #[cfg(test)]
-mod test_server;
-#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;

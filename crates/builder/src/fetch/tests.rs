@@ -6,7 +6,8 @@
 use std::fs;
 use std::path::Path;
 
-use super::test_server::TestServer;
+use k8r_test_http::Server;
+
 use super::*;
 
 /// Versions used throughout.
@@ -31,9 +32,9 @@ fn body_of(a: &Artifact) -> Vec<u8> {
 
 /// A server publishing every artefact of [`spec`] with its checksum file in the upstream
 /// layout, and that artefact list pointed at it.
-fn upstream() -> (TestServer, Vec<Artifact>) {
-    let server = TestServer::start();
-    let base = server.base();
+fn upstream() -> (Server, Vec<Artifact>) {
+    let server = Server::start().unwrap();
+    let base = server.url();
     let mirrors = Mirrors {
         k8s_release: format!("{base}/k8s"),
         github: format!("{base}/gh"),
@@ -43,7 +44,7 @@ fn upstream() -> (TestServer, Vec<Artifact>) {
     for a in &artifacts {
         let body = body_of(a);
         let hex = sha256_hex(&body);
-        server.put(server.path_of(&a.url), body);
+        server.put(path(&server, &a.url), body);
         if let ChecksumSource::Published {
             url,
             format,
@@ -62,10 +63,15 @@ fn upstream() -> (TestServer, Vec<Artifact>) {
                     other = sha256_hex(b"other")
                 ),
             };
-            server.put(server.path_of(url), text);
+            server.put(path(&server, url), text);
         }
     }
     (server, artifacts)
+}
+
+/// The path of `url` on `server`.
+fn path<'a>(server: &Server, url: &'a str) -> &'a str {
+    server.path_of(url).unwrap()
 }
 
 fn find<'a>(artifacts: &'a [Artifact], name: &str) -> &'a Artifact {
@@ -108,10 +114,7 @@ fn downloads_and_verifies_every_checksum_format() {
         "{:?}",
         cache_listing(dir.path())
     );
-    assert_eq!(
-        server.hits(server.path_of(&find(&artifacts, "runc").url)),
-        1
-    );
+    assert_eq!(server.hits(path(&server, &find(&artifacts, "runc").url)), 1);
 }
 
 #[test]
@@ -120,13 +123,17 @@ fn cache_hit_makes_no_request_for_the_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(dir.path().to_owned());
     let a = find(&artifacts, "kubelet");
-    let path = server.path_of(&a.url);
+    let url_path = path(&server, &a.url);
     let first = fetcher.fetch(a).unwrap();
-    assert_eq!(server.hits(path), 1);
+    assert_eq!(server.hits(url_path), 1);
     let second = fetcher.fetch(a).unwrap();
     assert!(second.from_cache);
     assert_eq!(second.digest, first.digest);
-    assert_eq!(server.hits(path), 1, "the artefact was downloaded again");
+    assert_eq!(
+        server.hits(url_path),
+        1,
+        "the artefact was downloaded again"
+    );
 }
 
 #[test]
@@ -135,7 +142,7 @@ fn wrong_body_is_a_digest_mismatch_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let a = find(&artifacts, "kubeadm");
     let evil = b"not kubeadm".repeat(10_000);
-    server.put(server.path_of(&a.url), evil.clone());
+    server.put(path(&server, &a.url), evil.clone());
     let err = Fetcher::new(dir.path().to_owned()).fetch(a).unwrap_err();
     let expected = sha256_hex(&body_of(a));
     let actual = sha256_hex(&evil);
@@ -171,7 +178,7 @@ fn not_found_names_the_url_and_the_likely_cause() {
     let fetcher = Fetcher::new(dir.path().to_owned());
 
     let a = find(&artifacts, "containerd");
-    server.remove(server.path_of(&a.url));
+    server.remove(path(&server, &a.url));
     let err = fetcher.fetch(a).unwrap_err();
     assert!(
         matches!(err, FetchError::Http { status: 404, .. }),
@@ -190,7 +197,7 @@ fn not_found_names_the_url_and_the_likely_cause() {
     let ChecksumSource::Published { url, .. } = &a.checksum else {
         panic!("crictl has a published digest");
     };
-    server.remove(server.path_of(url));
+    server.remove(path(&server, url));
     let message = fetcher.fetch(a).unwrap_err().to_string();
     assert!(
         message.contains(&format!("GET {url}: HTTP 404")),
@@ -337,7 +344,7 @@ fn trusted_unpinned_manifest_is_recorded_and_then_enforced() {
 
     // Upstream changes the file: a fresh download is refused, even with the flag.
     let changed = b"# calico, modified upstream\n".repeat(100);
-    server.put(server.path_of(&calico.url), changed.clone());
+    server.put(path(&server, &calico.url), changed.clone());
     fs::remove_file(&fetched.path).unwrap();
     let err = Fetcher::new(dir.path().to_owned())
         .trust_unpinned(true)
@@ -373,7 +380,7 @@ fn corrupted_cached_file_is_detected_and_downloaded_again() {
 
     let again = fetcher.fetch(a).unwrap();
     assert!(!again.from_cache);
-    assert_eq!(server.hits(server.path_of(&a.url)), 2);
+    assert_eq!(server.hits(path(&server, &a.url)), 2);
     assert_eq!(fs::read(&again.path).unwrap(), body_of(a));
 }
 
@@ -395,7 +402,7 @@ fn pinned_digest_is_enforced() {
         .unwrap_err();
     assert!(matches!(err, FetchError::DigestMismatch { .. }), "{err:?}");
     assert!(!dir.path().join("calico-wrong.yaml").exists());
-    assert_eq!(server.hits(server.path_of(&calico.url)), 2);
+    assert_eq!(server.hits(path(&server, &calico.url)), 2);
 }
 
 #[test]
@@ -406,7 +413,7 @@ fn truncated_checksum_file_is_refused_with_its_url() {
     let ChecksumSource::Published { url, .. } = &a.checksum else {
         panic!("kubeadm has a published digest");
     };
-    server.put(server.path_of(url), &sha256_hex(&body_of(a))[..40]);
+    server.put(path(&server, url), &sha256_hex(&body_of(a))[..40]);
     let err = Fetcher::new(dir.path().to_owned()).fetch(a).unwrap_err();
     assert!(
         matches!(
@@ -419,7 +426,7 @@ fn truncated_checksum_file_is_refused_with_its_url() {
         "{err:?}"
     );
     assert!(err.to_string().contains(url.as_str()), "{err}");
-    assert_eq!(server.hits(server.path_of(&a.url)), 0);
+    assert_eq!(server.hits(path(&server, &a.url)), 0);
     assert!(cache_listing(dir.path()).is_empty());
 }
 
@@ -434,7 +441,7 @@ fn changed_published_digest_is_refused() {
         panic!("CNI plugins have a published digest");
     };
     let other = sha256_hex(b"respun release");
-    server.put(server.path_of(url), format!("{other}  {file_name}\n"));
+    server.put(path(&server, url), format!("{other}  {file_name}\n"));
     let err = fetcher.fetch(a).unwrap_err();
     assert!(
         matches!(err, FetchError::PublishedDigestChanged { .. }),
