@@ -138,14 +138,7 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
 
 /// Hides join tokens and certificate keys in a config line.
 pub fn redact(line: &str) -> String {
-    let mut words: Vec<String> = line.split(' ').map(str::to_owned).collect();
-    for i in 1..words.len() {
-        if words[i - 1] == "--token" || words[i - 1] == "--certificate-key" {
-            let keep: String = words[i].chars().take(6).collect();
-            words[i] = format!("{keep}…");
-        }
-    }
-    words.join(" ")
+    crate::config::redact::text(line)
 }
 
 #[cfg(test)]

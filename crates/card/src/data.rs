@@ -43,6 +43,9 @@ pub struct KeptDir {
     pub kept_by: KeptBy,
 }
 
+/// The kept etcd data directory on the data partition.
+pub const ETCD_DIR: &str = "kept/var-lib-etcd";
+
 /// The kept directories, in mount order.
 pub const KEPT_DIRS: &[KeptDir] = &[
     KeptDir {
@@ -51,7 +54,7 @@ pub const KEPT_DIRS: &[KeptDir] = &[
         kept_by: KeptBy::ControlPlane,
     },
     KeptDir {
-        on_data: "kept/var-lib-etcd",
+        on_data: ETCD_DIR,
         in_root: "/var/lib/etcd",
         kept_by: KeptBy::ControlPlane,
     },

@@ -17,6 +17,7 @@
 pub mod data;
 pub mod digest;
 pub mod disk;
+pub mod image_root;
 pub mod install_log;
 pub mod install_state;
 pub mod io;

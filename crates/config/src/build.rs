@@ -221,6 +221,7 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
     let flannel = ctx.optional("FLANNEL_VERSION", validate::version);
     let http_image_url = ctx.optional("HTTP_IMAGE_URL", validate::image_url);
     let hostname_prefix = ctx.optional("HOSTNAME_PREFIX", validate::hostname_prefix);
+    let node_name = ctx.optional("NODE_NAME", validate::node_name);
     let root_size = ctx.optional("ROOT_SIZE", validate::size);
     let containerd = ctx.optional("CONTAINERD_VERSION", validate::version);
     let runc = ctx.optional("RUNC_VERSION", validate::version);
@@ -295,6 +296,7 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
         http_image_url: http_image_url?,
         hostname_prefix: hostname_prefix?
             .unwrap_or_else(|| keys::DEFAULT_HOSTNAME_PREFIX.to_string()),
+        node_name: node_name?,
         root_size: root_size?,
         components: Components {
             containerd: containerd?.unwrap_or(keys::DEFAULT_CONTAINERD_VERSION),

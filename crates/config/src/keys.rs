@@ -141,6 +141,15 @@ pub const KEYS: &[KeyDoc] = &[
               number. Lower-case letters, digits and '-', at most 46 characters.",
     },
     KeyDoc {
+        name: "NODE_NAME",
+        required: false,
+        default: "HOSTNAME_PREFIX and the Pi's serial number (k8r-1a2b3c4d)",
+        example: "pi-master-1",
+        doc: "This node's host name and Kubernetes node name, instead of the generated one. \
+              Lower-case letters, digits and '-', at most 63 characters. Set it per card \
+              (k8r-builder inject, or k8r config set on the node), never for a whole cluster.",
+    },
+    KeyDoc {
         name: "ROOT_SIZE",
         required: false,
         default: "computed by the builder from the image contents",

@@ -11,7 +11,9 @@ mod cfg_syntax;
 mod error;
 mod join;
 pub mod keys;
+pub mod node;
 mod password;
+pub mod redact;
 mod render;
 mod toml_input;
 mod types;
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 use build::Syntax;
 pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use keys::{KeyDoc, KEYS};
+pub use node::RawSettings;
 pub use password::parse_password_hash;
 pub use types::{
     Arch, Cni, Components, Endpoint, ImageUrl, JoinString, Mirrors, Size, UrlForm, Version,
@@ -56,6 +59,8 @@ pub struct BuildConfig {
     pub http_image_url: Option<ImageUrl>,
     /// `HOSTNAME_PREFIX`.
     pub hostname_prefix: String,
+    /// `NODE_NAME`; `None`: the node makes one from `HOSTNAME_PREFIX` and its serial number.
+    pub node_name: Option<String>,
     /// `ROOT_SIZE`; `None`: the builder computes it.
     pub root_size: Option<Size>,
     /// containerd, runc, CNI plugins and crictl versions.
@@ -81,6 +86,7 @@ impl PartialEq for BuildConfig {
             pod_network_cidr,
             http_image_url,
             hostname_prefix,
+            node_name,
             root_size,
             components,
             mirrors,
@@ -97,6 +103,7 @@ impl PartialEq for BuildConfig {
             && *pod_network_cidr == other.pod_network_cidr
             && *http_image_url == other.http_image_url
             && *hostname_prefix == other.hostname_prefix
+            && *node_name == other.node_name
             && *root_size == other.root_size
             && *components == other.components
             && *mirrors == other.mirrors

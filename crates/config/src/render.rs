@@ -56,6 +56,7 @@ pub(crate) fn value_of(config: &BuildConfig, name: &str) -> Option<String> {
             .map(|u| u.prefix.clone())
             .unwrap_or_default(),
         "HOSTNAME_PREFIX" => c.hostname_prefix.clone(),
+        "NODE_NAME" => c.node_name.clone().unwrap_or_default(),
         "ROOT_SIZE" => c.root_size.map(|s| s.to_string()).unwrap_or_default(),
         "ARCH" => c.arch.to_string(),
         "CONTAINERD_VERSION" => v.containerd.to_string(),

@@ -32,6 +32,29 @@ impl fmt::Display for Version {
     }
 }
 
+impl std::str::FromStr for Version {
+    type Err = String;
+
+    /// `1.31.2` or `v1.31.2` (as kubeadm and image tags write it).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let t = t.strip_prefix('v').unwrap_or(t);
+        let parts: Vec<&str> = t.split('.').collect();
+        let num = |p: &str| {
+            (!p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse::<u32>().ok())
+                .flatten()
+        };
+        match parts.as_slice() {
+            [a, b, c] => match (num(a), num(b), num(c)) {
+                (Some(major), Some(minor), Some(patch)) => Ok(Version::new(major, minor, patch)),
+                _ => Err(format!("{s:?} is not a version MAJOR.MINOR.PATCH")),
+            },
+            _ => Err(format!("{s:?} is not a version MAJOR.MINOR.PATCH")),
+        }
+    }
+}
+
 /// The CPU architecture of the nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {

@@ -560,10 +560,46 @@ pub(crate) fn hostname_prefix(value: &str) -> Result<String, Problem> {
     })
 }
 
+/// `NODE_NAME`: an RFC 1123 label (a host name and a Kubernetes node name at once).
+pub(crate) fn node_name(value: &str) -> Result<String, Problem> {
+    let ok = |s: &str| {
+        (1..=63).contains(&s.len())
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if ok(value) {
+        return Ok(value.to_string());
+    }
+    let problem = Problem::new(
+        "1-63 lower-case letters, digits or '-', not starting or ending with '-' (RFC 1123: \
+         it is the host name and the Kubernetes node name)",
+    );
+    let lower = value.to_ascii_lowercase().replace(['_', '.', ' '], "-");
+    Err(if ok(&lower) {
+        problem.write(lower)
+    } else {
+        problem
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn node_names() {
+        assert_eq!(node_name("pi-master-1").unwrap(), "pi-master-1");
+        for bad in ["", "-a", "a-", "Pi_Master", &"a".repeat(64), "a.b"] {
+            assert!(node_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            node_name("Pi_Master").unwrap_err().hint,
+            Some(Hint::Write("pi-master".into()))
+        );
+    }
 
     #[test]
     fn versions() {

@@ -39,6 +39,8 @@
 //!
 //! This crate does no I/O: [`Manifest::parse`] takes the text, [`Manifest::render`] returns it.
 
+pub mod time;
+
 use std::fmt::Write as _;
 
 use serde::Deserialize;

@@ -323,40 +323,7 @@ pub fn build_id(
     format!("{}-{}", utc_compact(epoch), &digest[..8])
 }
 
-/// `YYYYMMDDTHHMMSSZ` for a Unix time (days-from-civil, proleptic Gregorian).
-pub fn utc_compact(epoch: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(epoch);
-    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
-}
-
-/// RFC 3339 UTC for a Unix time.
-pub fn utc_rfc3339(epoch: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(epoch);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-}
-
-fn civil(epoch: u64) -> (i64, u64, u64, u64, u64, u64) {
-    let days = i64::try_from(epoch / 86_400).unwrap_or(0);
-    let secs = epoch % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u64::try_from(m).unwrap_or(1),
-        u64::try_from(d).unwrap_or(1),
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    )
-}
+pub use k8r_manifest::time::{utc_compact, utc_rfc3339};
 
 /// The card's MBR disk id: from the build id, never 0.
 pub fn disk_id(build_id: &str) -> u32 {
@@ -387,13 +354,6 @@ fn dir_size(dir: &Path) -> Result<u64, AssembleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats() {
-        assert_eq!(utc_compact(0), "19700101T000000Z");
-        assert_eq!(utc_rfc3339(1_776_902_400), "2026-04-23T00:00:00Z");
-        assert_eq!(utc_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn disk_id_is_stable_and_nonzero() {

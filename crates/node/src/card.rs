@@ -1,0 +1,167 @@
+//! This node's card: found from the device the root filesystem is on, and its recovery and
+//! data partitions, mounted when needed.
+//!
+//! The recovery partition (p1) is what the firmware reads first, so it is mounted read-write
+//! only for the moments it is written (with `dirsync`: Linux's vfat writes a directory entry
+//! only then), read-only otherwise, and unmounted again; one lock serialises the agent's own
+//! invocations (a boot unit, the settings path unit and an operator at the console).
+//!
+//! Tests (and `--recovery-dir`) give a directory instead of a device: the same code then
+//! reads and writes it without mounting.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use k8r_card::disk::{read_label, CardLayout, Sysfs};
+use k8r_card::image_root::RECOVERY_MOUNT;
+use k8r_card::recovery::Recovery;
+use k8r_card::{Fs, Part};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::mount::{MountFlags, UnmountFlags};
+
+use crate::host::Host;
+
+/// Where the recovery partition comes from.
+#[derive(Debug, Clone)]
+pub enum RecoverySource {
+    /// The card's p1 device: mounted at [`RECOVERY_MOUNT`] while used.
+    Device(PathBuf),
+    /// A directory standing in for a mounted p1 (tests, `--recovery-dir`).
+    Dir(PathBuf),
+}
+
+/// This machine's card.
+#[derive(Debug, Clone)]
+pub struct ThisCard {
+    /// Its partitions and disk id.
+    pub layout: CardLayout,
+}
+
+impl ThisCard {
+    /// Finds the card the root filesystem is on: the device of `/` (from `stat`, not from
+    /// `/proc/mounts`, which may say `/dev/root`), its disk, and a recovery partition with
+    /// the k8r label on that disk.
+    pub fn find(host: &Host) -> Result<ThisCard> {
+        let st = rustix::fs::stat(host.path("/")).context("stat /")?;
+        let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+        let link = host.path(&format!("/sys/dev/block/{major}:{minor}"));
+        let sysdir = std::fs::canonicalize(&link)
+            .with_context(|| format!("{}: the root's block device in sysfs", link.display()))?;
+        let name = sysdir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sysfs = Sysfs {
+            class_block: host.path("/sys/class/block"),
+            dev: host.path("/dev"),
+        };
+        let disk = sysfs
+            .disk_of(Path::new(&name))
+            .with_context(|| format!("the root is on {name}, which is not a partition"))?;
+        let layout = sysfs.layout(&disk)?;
+        let p1 = layout.part(Part::Recovery)?;
+        let label = read_label(&p1.dev, Fs::Fat32)
+            .with_context(|| format!("reading {}", p1.dev.display()))?;
+        if label.as_deref() != Some(Part::Recovery.label()) {
+            bail!(
+                "{} holds the root, but its partition 1 is labelled {:?}, not {}: this is not a k8r card",
+                disk.display(),
+                label.unwrap_or_default(),
+                Part::Recovery.label()
+            );
+        }
+        Ok(ThisCard { layout })
+    }
+
+    /// The device of `part`.
+    pub fn dev(&self, part: Part) -> Result<PathBuf> {
+        Ok(self.layout.part(part)?.dev.clone())
+    }
+}
+
+/// The recovery partition while it is in use; unmounted (after a sync) when dropped.
+#[derive(Debug)]
+pub struct P1 {
+    recovery: Recovery,
+    mounted: Option<PathBuf>,
+    _lock: Option<File>,
+}
+
+impl P1 {
+    /// Opens the recovery partition, read-write when `write`.
+    pub fn open(host: &Host, source: &RecoverySource, write: bool) -> Result<P1> {
+        match source {
+            RecoverySource::Dir(dir) => Ok(P1 {
+                recovery: Recovery::new(dir),
+                mounted: None,
+                _lock: None,
+            }),
+            RecoverySource::Device(dev) => {
+                let lock = lock(host)?;
+                let dir = host.path(RECOVERY_MOUNT);
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                // A leftover mount of an interrupted run: reuse nothing, start clean.
+                let _ = rustix::mount::unmount(&dir, UnmountFlags::DETACH);
+                let flags = if write {
+                    MountFlags::DIRSYNC
+                        | MountFlags::NOEXEC
+                        | MountFlags::NOSUID
+                        | MountFlags::NODEV
+                } else {
+                    MountFlags::RDONLY | MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV
+                };
+                rustix::mount::mount(dev, &dir, "vfat", flags, c"")
+                    .or_else(|_| rustix::mount::mount(dev, &dir, "vfat", flags, c"iocharset=utf8"))
+                    .with_context(|| {
+                        format!(
+                            "mounting the recovery partition {} on {} ({})",
+                            dev.display(),
+                            dir.display(),
+                            if write { "read-write" } else { "read-only" }
+                        )
+                    })?;
+                Ok(P1 {
+                    recovery: Recovery::new(&dir),
+                    mounted: Some(dir),
+                    _lock: Some(lock),
+                })
+            }
+        }
+    }
+
+    /// The recovery partition's files.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+}
+
+impl Drop for P1 {
+    fn drop(&mut self) {
+        if let Some(dir) = self.mounted.take() {
+            rustix::fs::sync();
+            if let Err(e) = rustix::mount::unmount(&dir, UnmountFlags::empty()) {
+                log::warn!("unmounting {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// One agent at a time on the recovery partition: an exclusive `flock` on a file under
+/// `/run/k8r`, waited for.
+fn lock(host: &Host) -> Result<File> {
+    let path = host.path("/run/k8r/recovery.lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let fd = rustix::fs::open(
+        &path,
+        OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
+    rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(File::from(fd))
+}

@@ -1,0 +1,329 @@
+//! Where a new build comes from: a local directory (the seed's
+//! `update_image_partition.sh DIR`) or `HTTP_IMAGE_URL` (a URL prefix under which
+//! `manifest.toml`, `image.img.xz` and `boot.tar.xz` are found). Each file lands as
+//! `<name>.part` first and gets its real name only once its size and SHA-256 match the
+//! manifest; an HTTP download that drops resumes with `Range` where it stopped (also in a
+//! later run), from the beginning when the server ignores ranges.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use k8r_card::digest::HashingReader;
+use k8r_manifest::MANIFEST_FILE;
+
+/// How many times a dropped download is resumed before giving up.
+pub const RETRIES: u32 = 5;
+
+/// One file to fetch: its name next to the manifest, size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The file name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// A source of builds.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory holding the build's files.
+    Dir(PathBuf),
+    /// A URL prefix (ending in `/`).
+    Http(String),
+}
+
+impl Source {
+    /// Where a file of the build is, for messages.
+    pub fn location(&self, name: &str) -> String {
+        match self {
+            Source::Dir(d) => d.join(name).display().to_string(),
+            Source::Http(prefix) => format!("{prefix}{name}"),
+        }
+    }
+
+    /// The build's `manifest.toml`, as text.
+    pub fn manifest(&self) -> Result<String> {
+        match self {
+            Source::Dir(d) => {
+                let path = d.join(MANIFEST_FILE);
+                fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "reading {}: copy the build's manifest.toml next to image.img.xz and boot.tar.xz \
+                         (k8r-builder writes it to images/)",
+                        path.display()
+                    )
+                })
+            }
+            Source::Http(_) => {
+                let url = self.location(MANIFEST_FILE);
+                let resp = agent().get(&url).call().map_err(|e| http_error(&url, e))?;
+                let mut text = String::new();
+                resp.into_reader()
+                    .take(1 << 20)
+                    .read_to_string(&mut text)
+                    .with_context(|| format!("reading {url}"))?;
+                Ok(text)
+            }
+        }
+    }
+
+    /// Fetches `want` into `dir/<name>` (via `dir/<name>.part`), verifying size and digest.
+    /// `progress` sees `(bytes so far, size)`.
+    pub fn fetch(
+        &self,
+        want: &Wanted,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let part = dir.join(format!("{}.part", want.name));
+        match self {
+            Source::Dir(d) => copy(&d.join(&want.name), &part, want, progress)?,
+            Source::Http(_) => download(&self.location(&want.name), &part, want, progress)?,
+        }
+        finish(&part, &dir.join(&want.name), want)
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(20))
+        .timeout_read(Duration::from_secs(60))
+        .user_agent(concat!("k8r/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn http_error(url: &str, e: ureq::Error) -> anyhow::Error {
+    match e {
+        ureq::Error::Status(404, _) => anyhow!(
+            "{url}: 404 Not Found: is HTTP_IMAGE_URL the directory you uploaded the build's \
+             manifest.toml, image.img.xz and boot.tar.xz to?"
+        ),
+        ureq::Error::Status(code, resp) => anyhow!("{url}: HTTP {code} {}", resp.status_text()),
+        ureq::Error::Transport(t) => {
+            anyhow!("{url}: {t} (is the server up and HTTP_IMAGE_URL right?)")
+        }
+    }
+}
+
+fn copy(src: &Path, part: &Path, want: &Wanted, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    let len = fs::metadata(src)
+        .with_context(|| {
+            format!(
+                "{}: the build's files must be next to its manifest.toml",
+                src.display()
+            )
+        })?
+        .len();
+    if len != want.size {
+        bail!(
+            "{}: {len} bytes, the manifest says {}",
+            src.display(),
+            want.size
+        );
+    }
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let mut out = File::create(part).with_context(|| format!("creating {}", part.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", src.display()))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", part.display()))?;
+        done += n as u64;
+        progress(done, want.size);
+    }
+    out.sync_all()
+        .with_context(|| format!("syncing {}", part.display()))
+}
+
+/// Downloads `url` into `part`, resuming what `part` already holds.
+fn download(
+    url: &str,
+    part: &Path,
+    want: &Wanted,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
+    let agent = agent();
+    let mut failures = 0;
+    loop {
+        let have = fs::metadata(part).map_or(0, |m| m.len());
+        if have == want.size {
+            return Ok(());
+        }
+        if have > want.size {
+            fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
+            continue;
+        }
+        let mut req = agent.get(url);
+        if have > 0 {
+            req = req.set("Range", &format!("bytes={have}-"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(416, _)) => {
+                log::warn!("{url}: the server refused to resume at byte {have}: starting again");
+                fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
+                continue;
+            }
+            Err(e @ ureq::Error::Transport(_)) if failures < RETRIES => {
+                failures += 1;
+                log::warn!("{}; retrying ({failures} of {RETRIES})", http_error(url, e));
+                std::thread::sleep(Duration::from_secs(2));
+                continue;
+            }
+            Err(e) => return Err(http_error(url, e)),
+        };
+        let resumed =
+            resp.status() == 206 && content_range_start(resp.header("Content-Range")) == Some(have);
+        if have > 0 && !resumed {
+            log::info!(
+                "{url}: the server does not resume (HTTP {}): downloading it again",
+                resp.status()
+            );
+        }
+        let mut out = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(!resumed)
+            .open(part)
+            .with_context(|| format!("opening {}", part.display()))?;
+        let mut pos = if resumed { have } else { 0 };
+        out.seek(SeekFrom::Start(pos))
+            .with_context(|| format!("seeking {}", part.display()))?;
+        if resumed {
+            log::info!("{url}: resuming at byte {have} of {}", want.size);
+        }
+        let mut reader = resp.into_reader().take(want.size - pos);
+        let mut buf = vec![0u8; 256 * 1024];
+        let dropped = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => {
+                    out.write_all(&buf[..n])
+                        .with_context(|| format!("writing {}", part.display()))?;
+                    pos += n as u64;
+                    progress(pos, want.size);
+                }
+                Err(e) => break Some(e),
+            }
+        };
+        out.sync_all()
+            .with_context(|| format!("syncing {}", part.display()))?;
+        if pos == want.size {
+            return Ok(());
+        }
+        failures += 1;
+        let why = dropped.map_or_else(
+            || "the connection closed early".to_owned(),
+            |e| e.to_string(),
+        );
+        if failures > RETRIES {
+            bail!("{url}: {why} at byte {pos} of {}, {RETRIES} times; run `k8r update-image` again to resume", want.size);
+        }
+        log::warn!(
+            "{url}: {why} at byte {pos} of {}; resuming ({failures} of {RETRIES})",
+            want.size
+        );
+    }
+}
+
+/// The first byte of a `Content-Range: bytes N-M/L` header.
+pub fn content_range_start(header: Option<&str>) -> Option<u64> {
+    header?
+        .trim()
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Checks the downloaded `part` and gives it its name.
+fn finish(part: &Path, dest: &Path, want: &Wanted) -> Result<()> {
+    let len = fs::metadata(part)
+        .with_context(|| format!("{}", part.display()))?
+        .len();
+    if len != want.size {
+        bail!(
+            "{}: {len} bytes, the manifest says {}",
+            want.name,
+            want.size
+        );
+    }
+    let mut reader = HashingReader::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(part).with_context(|| format!("opening {}", part.display()))?,
+    ));
+    io::copy(&mut reader, &mut io::sink())
+        .with_context(|| format!("reading {}", part.display()))?;
+    let (digest, _) = reader.finish();
+    if digest != want.sha256 {
+        // A wrong file must not be resumed into: it goes.
+        let _ = fs::remove_file(part);
+        bail!(
+            "{}: SHA-256 {digest}, the manifest says {}: the file on the server is not this build's \
+             (upload the build's three files together); nothing was staged",
+            want.name,
+            want.sha256
+        );
+    }
+    fs::rename(part, dest).with_context(|| format!("naming {}", dest.display()))?;
+    Ok(())
+}
+
+/// Reports progress as log lines every 10 % (a progress bar on a terminal), for a file of
+/// `size` bytes named `name`.
+pub fn progress_reporter(name: String) -> impl FnMut(u64, u64) {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(name.clone());
+    let mut last_tenth = None;
+    let started = Instant::now();
+    move |done, size| {
+        bar.set_length(size);
+        bar.set_position(done);
+        let tenth = done * 10 / size.max(1);
+        if last_tenth != Some(tenth) {
+            last_tenth = Some(tenth);
+            log::info!(
+                "{name}: {}% ({} of {} MiB, {:.0}s)",
+                tenth * 10,
+                done >> 20,
+                size >> 20,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if done >= size {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_headers() {
+        assert_eq!(content_range_start(Some("bytes 100-199/200")), Some(100));
+        assert_eq!(content_range_start(Some("bytes */200")), None);
+        assert_eq!(content_range_start(None), None);
+    }
+}
