@@ -63,6 +63,8 @@ pub fn run() -> Result<()> {
             "--installer",
         ])
         .arg(&installer)
+        .arg("--agent")
+        .arg(target_dir().join("aarch64-unknown-linux-musl/release/k8r"))
         .status()
         .context("running k8r-builder")?;
     if !status.success() {

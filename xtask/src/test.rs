@@ -102,7 +102,8 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
 }
 
 /// Builds what the tests run as programs: the static aarch64 recovery installer (it goes into
-/// the recovery initramfs) and the `k8r-builder` binary (run under another uid).
+/// the recovery initramfs), the static aarch64 node agent (it goes into the root) and the
+/// `k8r-builder` binary (run under another uid).
 pub fn build_binaries() -> Result<()> {
     for (what, args) in [
         (
@@ -112,6 +113,17 @@ pub fn build_binaries() -> Result<()> {
                 "--release",
                 "-p",
                 "k8r-installer",
+                "--target",
+                "aarch64-unknown-linux-musl",
+            ],
+        ),
+        (
+            "the node agent (aarch64-musl)",
+            vec![
+                "build",
+                "--release",
+                "-p",
+                "k8r-node",
                 "--target",
                 "aarch64-unknown-linux-musl",
             ],

@@ -55,6 +55,10 @@ pub struct AssembleArgs {
     /// then k8r-installer next to this program.
     #[arg(long, env = "K8R_INSTALLER")]
     pub installer: Option<PathBuf>,
+    /// The static node agent `k8r` (aarch64-musl k8r-node). Default: $K8R_AGENT, then
+    /// k8r-agent-aarch64 next to this program.
+    #[arg(long, env = "K8R_AGENT")]
+    pub agent: Option<PathBuf>,
     /// A static busybox to put in the recovery initramfs for the recovery menu's shell
     /// (e.g. Debian's busybox-static for arm64). Without it the menu has no shell.
     #[arg(long, env = "K8R_BUSYBOX")]
@@ -111,18 +115,26 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn installer_path(given: Option<&Path>) -> Result<PathBuf> {
+/// A static program the card carries: given, or `beside` the builder.
+fn program_path(
+    given: Option<&Path>,
+    beside: &str,
+    what: &str,
+    flag: &str,
+    package: &str,
+) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
     let exe = std::env::current_exe().context("locating k8r-builder")?;
-    let beside = exe.with_file_name("k8r-installer-aarch64");
-    if beside.exists() {
-        return Ok(beside);
+    let next_to = exe.with_file_name(beside);
+    if next_to.exists() {
+        return Ok(next_to);
     }
     bail!(
-        "no recovery installer given: pass --installer PATH (or set K8R_INSTALLER); build it with \
-         `cargo build --release -p k8r-installer --target aarch64-unknown-linux-musl`"
+        "no {what} given: pass --{flag} PATH (or set K8R_{}); build it with \
+         `cargo build --release -p {package} --target aarch64-unknown-linux-musl`",
+        flag.to_ascii_uppercase()
     )
 }
 
@@ -163,7 +175,20 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
     let opts = AssembleOptions {
         inputs,
         out_dir: args.out.clone(),
-        installer: installer_path(args.installer.as_deref())?,
+        installer: program_path(
+            args.installer.as_deref(),
+            "k8r-installer-aarch64",
+            "recovery installer",
+            "installer",
+            "k8r-installer",
+        )?,
+        agent: program_path(
+            args.agent.as_deref(),
+            "k8r-agent-aarch64",
+            "node agent",
+            "agent",
+            "k8r-node",
+        )?,
         busybox: args.busybox.clone(),
         fetcher,
         xz_preset: args.xz_preset,

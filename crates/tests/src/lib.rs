@@ -65,6 +65,17 @@ pub fn installer() -> PathBuf {
     path
 }
 
+/// The static aarch64 node agent, built by `cargo xtask test` (and `demo`).
+pub fn agent() -> PathBuf {
+    let path = target_dir().join("aarch64-unknown-linux-musl/release/k8r");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test`, or `cargo build --release -p k8r-node --target aarch64-unknown-linux-musl`",
+        path.display()
+    );
+    path
+}
+
 /// Fixed build time for reproducible test builds (SOURCE_DATE_EPOCH).
 pub const TEST_EPOCH: u64 = 1_776_902_400;
 
@@ -155,6 +166,7 @@ pub fn build_with(
         inputs,
         out_dir: out.to_path_buf(),
         installer: installer(),
+        agent: agent(),
         busybox: Some(
             k8r_qemu::assets::Assets::discover()
                 .busybox()

@@ -226,13 +226,13 @@ fn inject_changes_only_the_node_configuration() {
 /// in the upgrade artefacts users upload to `HTTP_IMAGE_URL` (nor in the card's root).
 #[test]
 fn a_join_token_stays_out_of_the_upgrade_artefacts() {
-    let join = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let join = "kubeadm join 10.0.0.1:6443 --token k8rtst.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let built = assemble_card(
         "cli-join-secret",
         BASE_2404,
         &format!("KUBEADM_JOIN_STRING=\"{join}\"\n"),
     );
-    let secret = "0123456789abcdef --discovery";
+    let secret = "q7w8e9r0t1y2u3i4";
     let root = built.dir.join("root.img");
     let xz = std::fs::File::open(built.images.join("image.img.xz")).expect("xz");
     let mut plain = std::fs::File::create(&root).expect("root");
@@ -269,6 +269,7 @@ fn assemble_runs_as_an_unprivileged_user() {
     )
     .expect("config");
     let installer = installer().to_string_lossy().into_owned();
+    let agent = k8r_tests::agent().to_string_lossy().into_owned();
     let args = [
         "assemble",
         "--config",
@@ -277,6 +278,8 @@ fn assemble_runs_as_an_unprivileged_user() {
         "images",
         "--installer",
         &installer,
+        "--agent",
+        &agent,
         "--cache-dir",
         "cache",
         "--trust-unpinned-manifest",

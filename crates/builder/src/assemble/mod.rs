@@ -73,6 +73,8 @@ pub struct AssembleOptions {
     pub out_dir: PathBuf,
     /// The recovery installer binary (static, for the target arch).
     pub installer: PathBuf,
+    /// The node agent binary `k8r` (static, for the target arch).
+    pub agent: PathBuf,
     /// A static busybox for the recovery menu's shell (optional).
     pub busybox: Option<PathBuf>,
     /// Downloads and cache.
@@ -173,7 +175,19 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         ),
         None => None,
     };
-    let build_id = build_id(epoch, &opts.inputs, &base_sha, &fetched, &installer);
+    let agent = std::fs::read(&opts.agent).map_err(|e| {
+        other(format!(
+            "cannot read the node agent {}: {e} (build it with `cargo build --release -p k8r-node --target aarch64-unknown-linux-musl`, or pass --agent)",
+            opts.agent.display()
+        ))
+    })?;
+    let build_id = build_id(
+        epoch,
+        &opts.inputs,
+        &base_sha,
+        &fetched,
+        &[&installer, &agent],
+    );
     log::info!("build id {build_id}");
 
     // 3. Root filesystem.
@@ -304,7 +318,7 @@ pub fn build_id(
     inputs: &BuildInputs,
     base_sha: &str,
     fetched: &[Fetched],
-    installer: &[u8],
+    programs: &[&[u8]],
 ) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -318,7 +332,9 @@ pub fn build_id(
         h.update(f.name.as_bytes());
         h.update(f.digest.to_string());
     }
-    h.update(installer);
+    for p in programs {
+        h.update(p);
+    }
     let digest = hex(&h.finalize());
     format!("{}-{}", utc_compact(epoch), &digest[..8])
 }

@@ -39,15 +39,11 @@ pub(super) fn customise_root(
         cni_plugins_tgz: find("cni-plugins")?,
         crictl_tgz: find("crictl")?,
         cni_manifest: (find("cni-manifest")?, opts.inputs.cni_manifest_name.clone()),
+        agent: opts.agent.clone(),
     };
     let texts = content::NodeTexts {
         variables_cfg: opts.inputs.image_cfg.clone(),
-        build_info: format!(
-            "BUILD_ID={build_id}\nK8S_VERSION={}\nARCH={}\nBASE_KERNEL={release}\nBUILDER={}\n",
-            opts.inputs.k8s_version,
-            opts.inputs.arch,
-            env!("CARGO_PKG_VERSION")
-        ),
+        build_info: build_info(opts, build_id, release),
         containerd_major: opts.inputs.containerd_major,
     };
     let plan = content::stage(&staging, &bins, &texts)?;
@@ -106,4 +102,22 @@ pub(super) fn working_boot(
         std::fs::write(&ud, bootpart::user_data(hash)).map_err(io_err(&ud))?;
     }
     Ok(())
+}
+
+/// `/usr/lib/k8r/build-info`: the build's facts the node agent reads.
+fn build_info(opts: &AssembleOptions, build_id: &str, release: &str) -> String {
+    use k8r_card::image_root::build_info as key;
+    let i = &opts.inputs;
+    [
+        (key::BUILD_ID, build_id.to_owned()),
+        (key::K8S_VERSION, i.k8s_version.clone()),
+        (key::ARCH, i.arch.clone()),
+        (key::BUILD_EPOCH, opts.epoch.to_string()),
+        (key::CNI_MANIFEST, i.cni_manifest_name.clone()),
+        (key::BASE_KERNEL, release.to_owned()),
+        (key::BUILDER, env!("CARGO_PKG_VERSION").to_owned()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}\n"))
+    .collect()
 }

@@ -5,6 +5,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use k8r_card::image_root::{
+    AGENT, BUILD_INFO, BUILD_VARIABLES, CNI_DIR, K8R_LIB, TASKS_DIR, VARIABLES,
+};
+
 use crate::image::ImageError;
 
 use super::plan::{Op, RootPlan};
@@ -28,12 +32,16 @@ pub struct NodeBinaries {
     pub crictl_tgz: PathBuf,
     /// The CNI manifest (calico.yaml or kube-flannel.yml) and its name in the image.
     pub cni_manifest: (PathBuf, String),
+    /// The node agent `k8r` (static, for the node's architecture).
+    pub agent: PathBuf,
 }
 
 /// Text that goes into the image.
 #[derive(Debug, Clone)]
 pub struct NodeTexts {
-    /// Canonical `variables.cfg` baked at `/usr/lib/k8r/variables.cfg`.
+    /// The build's configuration without node secrets, baked at `/usr/lib/k8r/variables.cfg`
+    /// (the agent rewrites that file at boot with the node's own settings merged in) and at
+    /// `/usr/lib/k8r/build-variables.cfg` (the base of that merge).
     pub variables_cfg: String,
     /// `/usr/lib/k8r/build-info` (build id, versions).
     pub build_info: String,
@@ -41,30 +49,87 @@ pub struct NodeTexts {
     pub containerd_major: u32,
 }
 
-/// The k8r agent's path; a placeholder until the node-agent issue lands.
-pub const AGENT: &str = "/usr/local/bin/k8r";
-
-const AGENT_PLACEHOLDER: &str = r#"#!/bin/sh
-# PLACEHOLDER for the k8r node agent: the real agent (first boot, kubeadm init/join/upgrade,
-# update-image, reinstall) lands with the node-agent issue. This script only says so.
-echo "k8r: this is the placeholder node agent; the real one lands with the node-agent issue (asked: $*)" >&2
-exit 1
-"#;
-
-const AGENT_UNIT: &str = "\
+/// Runs `k8r setup` early on every boot: before containerd, the kubelet, ssh and cloud-init,
+/// which all need what it restores (kept directories, identity).
+const SETUP_UNIT: &str = "\
 [Unit]
-Description=k8r node agent: first boot, cluster bootstrap or join, upgrades
-Wants=network-online.target time-sync.target
-After=network-online.target time-sync.target containerd.service
-ConditionPathExists=/usr/lib/k8r/variables.cfg
+Description=k8r node setup: settings, data partition, kept directories, identity, host name
+DefaultDependencies=no
+Conflicts=shutdown.target
+After=local-fs.target systemd-remount-fs.service
+Before=sysinit.target shutdown.target systemd-machine-id-commit.service cloud-init-local.service containerd.service kubelet.service ssh.service
+ConditionPathExists=/usr/lib/k8r/build-info
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/local/bin/k8r boot
+ExecStart=/usr/local/bin/k8r setup
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=sysinit.target
+";
+
+/// Runs `k8r bootstrap` once the network and containerd are up; it waits for the clock
+/// itself. Retried on failure, not after a deliberate refusal (exit 2).
+const BOOTSTRAP_UNIT: &str = "\
+[Unit]
+Description=k8r cluster step: kubeadm init on the first master, join on workers, upgrades
+Wants=network-online.target
+Requires=k8r-setup.service
+After=network-online.target k8r-setup.service containerd.service
+ConditionPathExists=/usr/lib/k8r/build-info
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/k8r bootstrap
+TimeoutStartSec=infinity
+Restart=on-failure
+RestartSec=30
+RestartPreventExitStatus=2
+StandardOutput=journal+console
+StandardError=journal+console
 
 [Install]
 WantedBy=multi-user.target
+";
+
+/// Watches the node's settings file: a hand edit (the seed's documented way) is copied to the
+/// card's recovery partition, so it survives a reinstall.
+const CONFIG_SYNC_PATH: &str = "\
+[Unit]
+Description=k8r: keep edits of /usr/lib/k8r/variables.cfg on the card
+After=k8r-setup.service
+
+[Path]
+PathChanged=/usr/lib/k8r/variables.cfg
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const CONFIG_SYNC_SERVICE: &str = "\
+[Unit]
+Description=k8r: copy this node's settings to the card's recovery partition
+After=k8r-setup.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/k8r config sync
+";
+
+/// cloud-init on a k8r card: the root is partition 3 of 4 (the agent grows the data partition
+/// instead), and the SSH host keys are kept on the data partition across reinstalls.
+const CLOUD_INIT: &str = "\
+# k8r: the root is partition 3 of 4 and keeps the image's size; the node agent grows the data
+# partition (4) to the end of the card instead.
+growpart:
+  mode: \"off\"
+resize_rootfs: false
+# k8r keeps the SSH host keys on the data partition and puts them back before cloud-init runs.
+ssh_deletekeys: false
 ";
 
 const KUBELET_UNIT: &str = "\
@@ -273,34 +338,43 @@ pub fn stage(
         target: "/dev/null".into(),
     });
 
-    // The node agent (placeholder binary for now), its unit, the seed's task scripts.
-    file(&mut plan, AGENT, 0o755, AGENT_PLACEHOLDER.as_bytes())?;
+    // The node agent, its units, the seed's task scripts, the build's configuration.
+    file(&mut plan, AGENT, 0o755, &read(&bins.agent)?)?;
+    for (unit, text) in [
+        ("k8r-setup.service", SETUP_UNIT),
+        ("k8r-bootstrap.service", BOOTSTRAP_UNIT),
+        ("k8r-config-sync.path", CONFIG_SYNC_PATH),
+        ("k8r-config-sync.service", CONFIG_SYNC_SERVICE),
+    ] {
+        file(
+            &mut plan,
+            &format!("/usr/lib/systemd/system/{unit}"),
+            0o644,
+            text.as_bytes(),
+        )?;
+    }
     file(
         &mut plan,
-        "/etc/systemd/system/k8r-node.service",
+        "/etc/cloud/cloud.cfg.d/99-k8r.cfg",
         0o644,
-        AGENT_UNIT.as_bytes(),
+        CLOUD_INIT.as_bytes(),
     )?;
     plan.push(Op::Dir {
-        path: "/usr/lib/k8r".into(),
+        path: K8R_LIB.into(),
         mode: 0o755,
     });
+    file(&mut plan, VARIABLES, 0o600, texts.variables_cfg.as_bytes())?;
     file(
         &mut plan,
-        "/usr/lib/k8r/variables.cfg",
-        0o600,
+        BUILD_VARIABLES,
+        0o644,
         texts.variables_cfg.as_bytes(),
     )?;
-    file(
-        &mut plan,
-        "/usr/lib/k8r/build-info",
-        0o644,
-        texts.build_info.as_bytes(),
-    )?;
+    file(&mut plan, BUILD_INFO, 0o644, texts.build_info.as_bytes())?;
     let (manifest, name) = &bins.cni_manifest;
     file(
         &mut plan,
-        &format!("/usr/lib/k8r/cni/{name}"),
+        &format!("{CNI_DIR}/{name}"),
         0o644,
         &read(manifest)?,
     )?;
@@ -308,23 +382,42 @@ pub fn stage(
         let body = format!("#!/bin/sh\n# k8r: kept for the seed's users; the agent does the work.\nexec {AGENT} {verb} \"$@\"\n");
         file(
             &mut plan,
-            &format!("/usr/lib/k8r/tasks/{script}"),
+            &format!("{TASKS_DIR}/{script}"),
             0o755,
             body.as_bytes(),
         )?;
     }
 
     // Enable the services (what `systemctl enable` would link).
-    for (unit, target) in [
+    for (wants, unit, target) in [
         (
+            "multi-user.target.wants",
             "containerd.service",
             "/usr/local/lib/systemd/system/containerd.service",
         ),
-        ("kubelet.service", "/usr/lib/systemd/system/kubelet.service"),
-        ("k8r-node.service", "/etc/systemd/system/k8r-node.service"),
+        (
+            "multi-user.target.wants",
+            "kubelet.service",
+            "/usr/lib/systemd/system/kubelet.service",
+        ),
+        (
+            "sysinit.target.wants",
+            "k8r-setup.service",
+            "/usr/lib/systemd/system/k8r-setup.service",
+        ),
+        (
+            "multi-user.target.wants",
+            "k8r-bootstrap.service",
+            "/usr/lib/systemd/system/k8r-bootstrap.service",
+        ),
+        (
+            "multi-user.target.wants",
+            "k8r-config-sync.path",
+            "/usr/lib/systemd/system/k8r-config-sync.path",
+        ),
     ] {
         plan.push(Op::Symlink {
-            path: format!("/etc/systemd/system/multi-user.target.wants/{unit}"),
+            path: format!("/etc/systemd/system/{wants}/{unit}"),
             target: target.into(),
         });
     }

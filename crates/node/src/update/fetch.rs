@@ -14,6 +14,19 @@ use anyhow::{anyhow, bail, Context, Result};
 use k8r_card::digest::HashingReader;
 use k8r_manifest::MANIFEST_FILE;
 
+/// A fetched file is not the manifest's: it was removed (a wrong file must not be resumed
+/// into).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {what}, the manifest says {expected}: the file at the source is not this build's (upload the build's three files together); nothing was staged")]
+pub struct Mismatch {
+    /// The file.
+    pub name: String,
+    /// What was found ("SHA-256 …", "N bytes").
+    pub what: String,
+    /// What the manifest says.
+    pub expected: String,
+}
+
 /// How many times a dropped download is resumed before giving up.
 pub const RETRIES: u32 = 5;
 
@@ -271,12 +284,12 @@ fn finish(part: &Path, dest: &Path, want: &Wanted) -> Result<()> {
     if digest != want.sha256 {
         // A wrong file must not be resumed into: it goes.
         let _ = fs::remove_file(part);
-        bail!(
-            "{}: SHA-256 {digest}, the manifest says {}: the file on the server is not this build's \
-             (upload the build's three files together); nothing was staged",
-            want.name,
-            want.sha256
-        );
+        return Err(Mismatch {
+            name: want.name.clone(),
+            what: format!("SHA-256 {digest}"),
+            expected: want.sha256.clone(),
+        }
+        .into());
     }
     fs::rename(part, dest).with_context(|| format!("naming {}", dest.display()))?;
     Ok(())

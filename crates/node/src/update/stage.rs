@@ -167,6 +167,10 @@ pub fn stage(
     for (want, point) in wanted(m).iter().zip(["after-root", "after-boot"]) {
         let mut report = progress(&want.name);
         if let Err(e) = source.fetch(want, &dir, &mut *report) {
+            if e.chain().any(|c| c.is::<super::fetch::Mismatch>()) {
+                // Not this build's file: the directory goes, the store is as it was.
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             return Err(e.context(format!("fetching {}", source.location(&want.name))));
         }
         failpoints.hit(point)?;
@@ -201,3 +205,7 @@ pub fn stage(
         removed,
     })
 }
+
+#[cfg(test)]
+#[path = "stage_tests.rs"]
+mod tests;

@@ -1,0 +1,266 @@
+//! Staging against a 127.0.0.1 server (k8r-test-http plays the user's `HTTP_IMAGE_URL`) and
+//! a temp dir playing the mounted recovery partition, with a current build `b1` in its store.
+
+use std::path::Path;
+
+use k8r_card::store::{Pointer, Store, VerifyOptions};
+use k8r_card::testkit::{build_manifest, write_build, BuildSpec};
+use k8r_test_http::{Fault, Server, Times};
+
+use super::*;
+
+const BIG: u64 = 1 << 40;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    served: std::path::PathBuf,
+}
+
+/// A store whose current build is `b1`, and a served directory holding build `b2`.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::new(&dir.path().join("p1"));
+    write_build(&store.build_dir("b1").expect("id"), &BuildSpec::new("b1"));
+    store
+        .set_pointer(&Pointer::to("b1").expect("id"))
+        .expect("pointer");
+    let served = dir.path().join("www");
+    write_build(&served, &BuildSpec::new("b2"));
+    Fixture {
+        _dir: dir,
+        store,
+        served,
+    }
+}
+
+fn opts() -> VerifyOptions {
+    VerifyOptions {
+        threads: 2,
+        mem_total: 1 << 30,
+    }
+}
+
+fn no_progress(_: &str) -> Box<dyn FnMut(u64, u64)> {
+    Box::new(|_, _| {})
+}
+
+fn run(f: &Fixture, source: &Source, free: u64, fp: &Failpoints) -> Result<Staged> {
+    let m = build_manifest(&BuildSpec::new("b2"));
+    stage(&f.store, &m, source, &|| Ok(free), fp, opts(), &no_progress)
+}
+
+fn http(server: &Server) -> Source {
+    Source::Http(format!("{}/", server.url()))
+}
+
+/// The store's current build verifies and is `id`.
+fn assert_current(store: &Store, id: &str) {
+    let b = store.current().expect("current");
+    assert_eq!(b.manifest.build_id, id);
+    b.verify(opts(), &mut |_| {})
+        .expect("the current build verifies");
+}
+
+#[test]
+fn a_build_is_staged_and_made_current_with_the_old_one_kept() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    let staged = run(&f, &http(&server), BIG, &Failpoints::default()).expect("stage");
+    assert_eq!(
+        staged,
+        Staged::Done {
+            previous: Some("b1".into()),
+            removed: Vec::new()
+        }
+    );
+    assert_current(&f.store, "b2");
+    assert_eq!(
+        f.store.pointer().expect("pointer").previous.as_deref(),
+        Some("b1")
+    );
+    assert_eq!(
+        run(&f, &http(&server), BIG, &Failpoints::default()).expect("again"),
+        Staged::AlreadyCurrent
+    );
+}
+
+#[test]
+fn a_dropped_download_resumes_with_a_range_request() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    server.inject("/image.img.xz", Fault::DropAfter(100_000), Times::Next(2));
+    run(&f, &http(&server), BIG, &Failpoints::default()).expect("stage despite two drops");
+    assert_current(&f.store, "b2");
+    let gets: Vec<_> = server
+        .log()
+        .into_iter()
+        .filter(|r| r.path == "/image.img.xz")
+        .collect();
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert_eq!(gets[0].range, None);
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=100000-"), "{gets:?}");
+    assert_eq!(gets[1].status, 206);
+    assert_eq!(gets[2].range.as_deref(), Some("bytes=200000-"), "{gets:?}");
+    let size = std::fs::metadata(f.served.join("image.img.xz"))
+        .expect("meta")
+        .len();
+    let sent: u64 = gets.iter().map(|r| r.body_bytes).sum();
+    assert_eq!(sent, size, "no byte fetched twice");
+}
+
+#[test]
+fn a_server_without_ranges_is_downloaded_again_from_the_start() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    server.inject("/image.img.xz", Fault::DropAfter(50_000), Times::Next(1));
+    server.inject("/image.img.xz", Fault::IgnoreRange, Times::Always);
+    run(&f, &http(&server), BIG, &Failpoints::default()).expect("stage");
+    assert_current(&f.store, "b2");
+}
+
+#[test]
+fn an_interrupted_run_is_resumed_by_the_next_one() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    // More drops than one run retries: the run fails, the part stays.
+    server.inject(
+        "/image.img.xz",
+        Fault::DropAfter(10_000),
+        Times::Next(usize::try_from(super::super::fetch::RETRIES).expect("small") + 1),
+    );
+    let err = run(&f, &http(&server), BIG, &Failpoints::default()).expect_err("gives up");
+    assert!(format!("{err:#}").contains("resume"), "{err:#}");
+    assert_current(&f.store, "b1");
+    let part = f.store.dir().join("b2/image.img.xz.part");
+    let have = std::fs::metadata(&part).expect("the part stays").len();
+    assert!(have > 0);
+    run(&f, &http(&server), BIG, &Failpoints::default()).expect("the next run");
+    assert_current(&f.store, "b2");
+    let last = server
+        .log()
+        .into_iter()
+        .rfind(|r| r.path == "/image.img.xz")
+        .expect("log");
+    assert_eq!(
+        last.range,
+        Some(format!("bytes={have}-")),
+        "continued where the part ended"
+    );
+}
+
+#[test]
+fn a_wrong_digest_is_refused_with_nothing_staged() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    let mut other = std::fs::read(f.served.join("boot.tar.xz")).expect("read");
+    other[0] ^= 1;
+    server.put("/boot.tar.xz", other);
+    let err = run(&f, &http(&server), BIG, &Failpoints::default()).expect_err("wrong file");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("boot.tar.xz")
+            && msg.contains("SHA-256")
+            && msg.contains("nothing was staged"),
+        "{msg}"
+    );
+    assert_current(&f.store, "b1");
+    assert_eq!(
+        f.store.pointer().expect("pointer"),
+        Pointer::to("b1").expect("id")
+    );
+    assert_eq!(
+        f.store.build_dirs().expect("dirs"),
+        vec!["b1"],
+        "no b2 directory left"
+    );
+}
+
+#[test]
+fn too_little_room_is_refused_before_anything_is_fetched() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    let err = run(&f, &http(&server), 1 << 20, &Failpoints::default()).expect_err("no room");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("recovery partition has") && msg.contains("nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(server.total_hits(), 0, "refused before downloading");
+    assert_current(&f.store, "b1");
+}
+
+#[test]
+fn the_previous_build_is_given_up_only_when_room_needs_it() {
+    let f = fixture();
+    write_build(&f.store.build_dir("b0").expect("id"), &BuildSpec::new("b0"));
+    f.store
+        .set_pointer(&Pointer::to("b0").expect("id").advance("b1"))
+        .expect("b1 current, b0 previous");
+    let server = Server::serve_dir(&f.served).expect("server");
+    let need = needed(
+        &build_manifest(&BuildSpec::new("b2")),
+        Path::new("/nonexistent"),
+    );
+    // Room for b2 only if b0 goes.
+    let staged = run(
+        &f,
+        &http(&server),
+        need - f.store.build_bytes("b0") + 1,
+        &Failpoints::default(),
+    )
+    .expect("stage");
+    assert_eq!(
+        staged,
+        Staged::Done {
+            previous: Some("b1".into()),
+            removed: Vec::new()
+        }
+    );
+    assert_eq!(f.store.build_dirs().expect("dirs"), vec!["b1", "b2"]);
+}
+
+#[test]
+fn a_local_directory_works_like_the_server() {
+    let f = fixture();
+    run(
+        &f,
+        &Source::Dir(f.served.clone()),
+        BIG,
+        &Failpoints::default(),
+    )
+    .expect("stage");
+    assert_current(&f.store, "b2");
+}
+
+/// A failpoint at every step: the store is always usable (its pointer names a complete
+/// build), and the next run ends with b2 current.
+#[test]
+fn an_interruption_at_each_step_never_leaves_a_half_staged_build_current() {
+    for point in [
+        "after-mkdir",
+        "after-root",
+        "after-boot",
+        "after-manifest",
+        "after-verify",
+        "after-pointer",
+    ] {
+        let f = fixture();
+        let server = Server::serve_dir(&f.served).expect("server");
+        let err = run(&f, &http(&server), BIG, &Failpoints::only(point)).expect_err(point);
+        assert!(
+            err.chain().any(|c| c.is::<crate::failpoint::Hit>()),
+            "{point}: {err:#}"
+        );
+        let expected = if point == "after-pointer" { "b2" } else { "b1" };
+        assert_current(&f.store, expected);
+        run(&f, &http(&server), BIG, &Failpoints::default())
+            .unwrap_or_else(|e| panic!("{point}: {e:#}"));
+        assert_current(&f.store, "b2");
+        assert_eq!(
+            f.store.build_dirs().expect("dirs"),
+            vec!["b1", "b2"],
+            "{point}"
+        );
+    }
+}
