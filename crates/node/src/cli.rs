@@ -69,6 +69,9 @@ pub struct BootstrapArgs {
     /// same name to stop blocking a join.
     #[arg(long, default_value_t = 600)]
     pub wait_timeout: u64,
+    /// Seconds between join attempts while a stale Node blocks the join.
+    #[arg(long, default_value_t = 20, hide = true)]
+    pub join_retry: u64,
 }
 
 /// `update-image` options.

@@ -97,6 +97,7 @@ fn run(host: &Host, cli: &Cli) -> Result<()> {
                 clock: Duration::from_secs(args.clock_timeout),
                 api: Duration::from_secs(args.wait_timeout),
                 join: Duration::from_secs(args.wait_timeout),
+                join_retry: Duration::from_secs(args.join_retry),
                 ..bootstrap::Waits::default()
             };
             let d = data();
