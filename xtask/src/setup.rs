@@ -26,6 +26,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("cpio", "cpio"),
     // systemd-analyze verify checks unit files on the host (crates/tests/src/systemd.rs).
     ("systemd", "systemd-analyze"),
+    // The QEMU harness relays the guest's forwarded HTTP connections (MachineConfig::guest_http).
+    ("socat", "socat"),
 ];
 
 /// Runs every setup step.
