@@ -484,7 +484,9 @@ impl Machine {
             let _ = child.wait();
         }
         self.stdin = None;
-        let end = classify_run(&self.console.text_from(self.run_start));
+        let end = classify_run(&split_kernel_records(
+            &self.console.text_from(self.run_start),
+        ));
         match end {
             RunEnd::Reboot(request) => {
                 self.console.note(&format!(
@@ -644,6 +646,55 @@ impl Machine {
     }
 }
 
+/// The console text with every kernel record on a line of its own. The kernel prints a record
+/// wherever the console's cursor is, so a record (a reboot request written to `/dev/kmsg`, say)
+/// can follow a shell prompt on the same physical line; each record starts with its
+/// `[seconds.micros] ` timestamp, and a line break is put before a timestamp found mid-line.
+pub fn split_kernel_records(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        // A timestamp at the start of a line is already alone: search from offset 1.
+        while let Some(at) = find_timestamp(rest, 1) {
+            out.push_str(&rest[..at]);
+            out.push('\n');
+            rest = &rest[at..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+/// The byte offset, at `from` or later, of a kernel timestamp (`[`, spaces, digits, `.`,
+/// digits, `]`) in `s`.
+fn find_timestamp(s: &str, from: usize) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let digits = |j: &mut usize| {
+        let start = *j;
+        while bytes.get(*j).is_some_and(u8::is_ascii_digit) {
+            *j += 1;
+        }
+        *j > start
+    };
+    let mut search = from;
+    while let Some(p) = s.get(search..).and_then(|tail| tail.find('[')) {
+        let at = search + p;
+        search = at + 1;
+        let mut j = at + 1;
+        while bytes.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        if !digits(&mut j) || bytes.get(j) != Some(&b'.') {
+            continue;
+        }
+        j += 1;
+        if digits(&mut j) && bytes.get(j) == Some(&b']') {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// Whether `program` is an executable file in a `$PATH` directory.
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -708,6 +759,32 @@ mod tests {
         assert_eq!(
             plain.kernel_cmdline(2, card),
             "console=ttyS1,115200 root=LABEL=writable rootwait"
+        );
+    }
+
+    #[test]
+    fn kernel_records_after_a_prompt_get_a_line_of_their_own() {
+        let text = "k8r-reboot-to 2\r\nroot@k8r-fixture:~# [  154.862628] k8r-reboot: partition=2 tryboot=0\r\nnext\n";
+        let split = split_kernel_records(text);
+        assert_eq!(
+            split,
+            "k8r-reboot-to 2\r\nroot@k8r-fixture:~# \n[  154.862628] k8r-reboot: partition=2 tryboot=0\r\nnext\n"
+        );
+        match classify_run(&format!("{split}[  158.6] reboot: Restarting system\n")) {
+            RunEnd::Reboot(r) => assert_eq!((r.partition, r.tryboot), (2, false)),
+            other => panic!("{other:?}"),
+        }
+        // Already alone, or not a timestamp: unchanged.
+        for same in [
+            "[    1.000000] hello\n",
+            "echo [1] [a.b] [1.] x\n",
+            "a [ 1.5 ] b\n",
+        ] {
+            assert_eq!(split_kernel_records(same), same);
+        }
+        assert_eq!(
+            split_kernel_records("x[ 1.5] a[ 2.5] b\n"),
+            "x\n[ 1.5] a\n[ 2.5] b\n"
         );
     }
 
