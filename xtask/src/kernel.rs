@@ -3,12 +3,14 @@
 //! sources, arm64 only). The kernel version is resolved through the `linux-image-arm64`
 //! metapackage, because its ABI number changes with security updates.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use k8r_builder::process::run as run_cmd;
-use k8r_qemu::assets::{Assets, GUEST_DTBS, GUEST_MODULES};
+use k8r_qemu::assets::{kept_modules, Assets, GUEST_DTBS};
+
+use crate::apt::AptState;
 
 /// Fetches the kernel assets unless they are already complete.
 pub fn fetch() -> Result<()> {
@@ -50,7 +52,7 @@ pub fn fetch() -> Result<()> {
 
 fn complete(assets: &Assets) -> bool {
     let wanted = std::fs::read_to_string(assets.dir.join("modules.wanted")).unwrap_or_default();
-    wanted == GUEST_MODULES.join("\n")
+    wanted == kept_modules().join("\n")
         && assets.vmlinuz().is_ok()
         && assets.busybox().is_ok()
         && assets.modules_dir().is_ok()
@@ -74,14 +76,15 @@ fn install(assets: &Assets, extract: &Path, version: &str) -> Result<()> {
     for dtb in GUEST_DTBS {
         copy(&dtb_src.join(dtb), &dir.join("dtbs").join(dtb))?;
     }
-    // depmod the full tree, keep only the closure of the modules the guests need, depmod again.
+    // depmod the full tree, keep only the closure of the modules the guests need (the initrd's
+    // and the systemd root's), depmod again.
     run_cmd(Command::new("depmod").arg("-b").arg(extract).arg(version))?;
     let full = extract.join("lib/modules").join(version);
     let deps = std::fs::read_to_string(full.join("modules.dep")).context("modules.dep")?;
     let builtin = std::fs::read_to_string(full.join("modules.builtin")).unwrap_or_default();
     let closure = k8r_initramfs::ModuleDeps::parse(&deps)?
         .with_builtin(&builtin)
-        .closure(GUEST_MODULES)?;
+        .closure(&kept_modules())?;
     let kept_root = dir.join("modules");
     let _ = std::fs::remove_dir_all(&kept_root);
     let kept = kept_root.join("lib/modules").join(version);
@@ -103,7 +106,7 @@ fn install(assets: &Assets, extract: &Path, version: &str) -> Result<()> {
             .arg(&kept_root)
             .arg(version),
     )?;
-    std::fs::write(dir.join("modules.wanted"), GUEST_MODULES.join("\n"))
+    std::fs::write(dir.join("modules.wanted"), kept_modules().join("\n"))
         .context("writing modules.wanted")?;
     std::fs::write(dir.join("version"), format!("{version}\n")).context("writing version")?;
     Ok(())
@@ -117,94 +120,4 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
-}
-
-/// apt with its own lists and cache, arm64 only, the host's sources.
-struct AptState {
-    dir: PathBuf,
-}
-
-impl AptState {
-    fn new(dir: &Path) -> Result<Self> {
-        for sub in ["lists/partial", "cache/archives/partial", "debs"] {
-            let p = dir.join(sub);
-            std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        }
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn options(&self) -> Vec<String> {
-        vec![
-            "-o".into(),
-            "APT::Architecture=arm64".into(),
-            "-o".into(),
-            "APT::Architectures::=arm64".into(),
-            "-o".into(),
-            format!("Dir::State::Lists={}", self.dir.join("lists").display()),
-            "-o".into(),
-            format!("Dir::Cache={}", self.dir.join("cache").display()),
-            "-o".into(),
-            "Dir::State::status=/dev/null".into(),
-            "-o".into(),
-            "Debug::NoLocking=1".into(),
-            "-o".into(),
-            "APT::Sandbox::User=root".into(),
-        ]
-    }
-
-    fn update(&self) -> Result<()> {
-        run_cmd(Command::new("apt-get").args(self.options()).arg("update"))?;
-        Ok(())
-    }
-
-    /// The versioned kernel package the metapackage depends on.
-    fn kernel_package(&self) -> Result<String> {
-        let out = run_cmd(
-            Command::new("apt-cache")
-                .args(self.options())
-                .args(["depends", "linux-image-arm64"]),
-        )?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let pkg = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Depends: "))
-            .map(|p| p.trim().trim_matches(|c| c == '<' || c == '>').to_owned());
-        match pkg {
-            Some(p) if p.starts_with("linux-image-") => Ok(p),
-            _ => bail!("cannot resolve linux-image-arm64 to a kernel package from: {text}"),
-        }
-    }
-
-    fn download(&self, packages: &[&str]) -> Result<Vec<PathBuf>> {
-        let debs = self.dir.join("debs");
-        for entry in std::fs::read_dir(&debs)? {
-            std::fs::remove_file(entry?.path())?;
-        }
-        run_cmd(
-            Command::new("apt-get")
-                .current_dir(&debs)
-                .args(self.options())
-                .arg("download")
-                .args(packages),
-        )?;
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(&debs)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "deb") {
-                found.push(path);
-            }
-        }
-        if found.len() != packages.len() {
-            bail!(
-                "expected {} packages in {}, found {}",
-                packages.len(),
-                debs.display(),
-                found.len()
-            );
-        }
-        found.sort();
-        Ok(found)
-    }
 }

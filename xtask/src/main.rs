@@ -1,5 +1,6 @@
 //! `cargo xtask setup|fixtures|test|demo`: everything a newcomer runs, in one place.
 
+mod apt;
 mod demo;
 mod fixtures;
 mod kernel;

@@ -1,4 +1,5 @@
-//! `cargo xtask setup`: apt packages, the Rust target, the guest kernel. Each step says what it
+//! `cargo xtask setup`: apt packages, the Rust target, the guest kernel, the arm64 packages of
+//! the systemd fixture. Each step says what it
 //! does, skips itself when its result is already there, and names itself when it fails.
 
 use std::process::Command;
@@ -23,6 +24,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("fdisk", "sfdisk"),
     ("xz-utils", "xz"),
     ("cpio", "cpio"),
+    // systemd-analyze verify checks unit files on the host (crates/tests/src/systemd.rs).
+    ("systemd", "systemd-analyze"),
+    // The QEMU harness relays the guest's forwarded HTTP connections (MachineConfig::guest_http).
+    ("socat", "socat"),
 ];
 
 /// Runs every setup step.
@@ -30,6 +35,10 @@ pub fn run() -> Result<()> {
     step("apt packages", apt_packages)?;
     step("rust target aarch64-unknown-linux-musl", rust_target)?;
     step("guest kernel (Debian arm64)", kernel::fetch)?;
+    step(
+        "systemd userland packages (Debian arm64)",
+        crate::fixtures::systemd::fetch_packages,
+    )?;
     Ok(())
 }
 

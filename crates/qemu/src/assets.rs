@@ -10,6 +10,9 @@
 //! modules/lib/modules/<version>/...   the modules below plus their dependencies, depmod'ed
 //! busybox            Debian's static arm64 busybox
 //! ```
+//!
+//! and beside it `target/k8r-debs/` ([`debs_dir`]): the arm64 `.deb` closure of the systemd
+//! fixture's userland with its `closure.txt`.
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +36,23 @@ pub const GUEST_MODULES: &[&str] = &[
     "mmc_block",
     "bcm2835_wdt",
 ];
+
+/// Modules the systemd fixture root (`base-arm64-systemd.img`) carries besides
+/// [`GUEST_MODULES`], loaded there by udev or on demand (`modprobe`), never by the initrd: the
+/// virtio NIC (`virtio_net`, with `net_failover` and `failover`), `overlay` (container image
+/// layers), `br_netfilter` (with `bridge`, `stp`, `llc`: Kubernetes' bridged traffic through
+/// iptables) and `autofs4` (systemd loads it at start for automount units).
+pub const SYSTEMD_ROOT_MODULES: &[&str] = &["virtio_net", "overlay", "br_netfilter", "autofs4"];
+
+/// Every module `cargo xtask setup` keeps (with their dependencies): [`GUEST_MODULES`] then
+/// [`SYSTEMD_ROOT_MODULES`]. Setup re-extracts the kernel package when this list changes.
+pub fn kept_modules() -> Vec<&'static str> {
+    GUEST_MODULES
+        .iter()
+        .chain(SYSTEMD_ROOT_MODULES)
+        .copied()
+        .collect()
+}
 
 /// Device trees kept from the kernel package (Debian's names): Pi 3 B and Pi 4 B.
 pub const GUEST_DTBS: &[&str] = &["bcm2837-rpi-3-b.dtb", "bcm2711-rpi-4-b.dtb"];
@@ -118,6 +138,11 @@ pub fn workspace_root() -> PathBuf {
         .ancestors()
         .nth(2)
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Where setup keeps the systemd fixture's arm64 packages: `target/k8r-debs`.
+pub fn debs_dir() -> PathBuf {
+    target_dir().join("k8r-debs")
 }
 
 /// Where fixture images live: `target/fixtures`.

@@ -72,6 +72,20 @@ pub struct MachineConfig {
     /// A QEMU `blkdebug` rules file placed between the guest and the card (virt only): it
     /// injects I/O errors, e.g. to play a failing SD card.
     pub blkdebug: Option<PathBuf>,
+    /// A network for the guest that reaches one host server and nothing else (`virt` only;
+    /// default `None`: no NIC at all). With `Some(port)` the guest gets a virtio NIC on QEMU's
+    /// user network in `restrict=on` mode (DHCP: 10.0.2.15/24, no default route) where
+    /// `10.0.2.100:80` is forwarded to the host's `127.0.0.1:port`, so the guest fetches
+    /// `http://10.0.2.100/...` from a test's loopback server. Each guest connection is relayed
+    /// by its own `socat` process on the host (`cargo xtask setup` installs it). Every other
+    /// address and port is refused or unreachable (`docs/harness.md`).
+    pub guest_http: Option<u16>,
+    /// Test-only kernel command-line tokens (space separated; default empty) that the harness
+    /// appends to every boot of the *working system*, i.e. every boot whose firmware choice is
+    /// not partition 1 (on an assembled card partition 1 is the recovery partition), for test
+    /// doubles in the guest to read (e.g. `k8r.standin.join=stale-node:2`). A real Pi never gets
+    /// them: they are not on the card.
+    pub extra_cmdline: String,
 }
 
 impl MachineConfig {
@@ -87,9 +101,66 @@ impl MachineConfig {
             echo: false,
             first_request: BootRequest::default(),
             blkdebug: None,
+            guest_http: None,
+            extra_cmdline: String::new(),
+        }
+    }
+
+    /// With [`MachineConfig::guest_http`] set to `port`.
+    pub fn with_guest_http(mut self, port: u16) -> Self {
+        self.guest_http = Some(port);
+        self
+    }
+
+    /// With [`MachineConfig::extra_cmdline`] set to `tokens`.
+    pub fn with_extra_cmdline(mut self, tokens: impl Into<String>) -> Self {
+        self.extra_cmdline = tokens.into();
+        self
+    }
+
+    /// The command line QEMU gets for a boot of `partition` whose card says `cmdline`:
+    /// `console=serial0` rewritten to the machine's UART, then [`MachineConfig::extra_cmdline`]
+    /// if the boot is not from partition 1.
+    pub fn kernel_cmdline(&self, partition: u8, cmdline: &str) -> String {
+        let mut line = cmdline.trim_end().replace(
+            "console=serial0",
+            &format!("console={}", self.profile.serial0()),
+        );
+        let extra = self.extra_cmdline.trim();
+        if partition != 1 && !extra.is_empty() {
+            line.push(' ');
+            line.push_str(extra);
+        }
+        line
+    }
+
+    /// The QEMU arguments of the guest network ([`MachineConfig::guest_http`]).
+    pub fn network_args(&self) -> Vec<String> {
+        match self.guest_http {
+            None => vec!["-nic".into(), "none".into()],
+            Some(port) => vec![
+                "-netdev".into(),
+                format!(
+                    "user,id=net0,restrict=on,guestfwd=tcp:{GUEST_HTTP_ADDR}:80-cmd:{RELAY} - TCP:127.0.0.1:{port}"
+                ),
+                // romfile=: the PXE option ROM is for firmware boots; -kernel needs none, and
+                // Debian ships it in another package (ipxe-qemu).
+                "-device".into(),
+                "virtio-net-pci,netdev=net0,romfile=".into(),
+            ],
         }
     }
 }
+
+/// Where the guest reaches [`MachineConfig::guest_http`]'s server (port 80).
+pub const GUEST_HTTP_ADDR: &str = "10.0.2.100";
+
+/// The per-connection relay QEMU spawns for the forwarded address: `socat` between the
+/// connection (its stdin/stdout) and the host server. A `tcp:` character device in its place
+/// would be one connection opened when QEMU starts and shared by every guest connection (the
+/// guest never sees the server close it). `-t 30`: after one side ends, up to 30 s for the
+/// other (a client that half-closes still gets a slow reply).
+const RELAY: &str = "socat -t 30";
 
 /// One boot the harness made.
 #[derive(Debug, Clone)]
@@ -166,6 +237,9 @@ pub enum HarnessError {
     /// The console is gone (QEMU not running).
     #[error("cannot write to the guest console: {0}")]
     Console(std::io::Error),
+    /// The configuration asks for something this profile or host cannot do.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A running (or stopped) emulated Pi with its card and console.
@@ -190,6 +264,13 @@ const NEVER: &str = "\u{0}k8r-qemu-never\u{0}";
 impl Machine {
     /// Powers the machine on: reads the card, runs the firmware model, starts QEMU.
     pub fn start(cfg: MachineConfig) -> Result<Machine, HarnessError> {
+        if cfg.guest_http.is_some() && !on_path("socat") {
+            return Err(HarnessError::Unsupported(
+                "guest_http relays connections through socat, which is not installed (run \
+                 `cargo xtask setup`)"
+                    .into(),
+            ));
+        }
         let dir = target_dir().join("qemu").join(&cfg.name);
         std::fs::create_dir_all(&dir).map_err(|source| HarnessError::Io {
             path: dir.clone(),
@@ -278,15 +359,19 @@ impl Machine {
         } else {
             Some(self.extract(&card, choice.partition, &choice.initramfs, "initrd")?)
         };
-        let cmdline = choice.cmdline.replace(
-            "console=serial0",
-            &format!("console={}", self.cfg.profile.serial0()),
-        );
+        let cmdline = self.cfg.kernel_cmdline(choice.partition, &choice.cmdline);
+        if choice.partition != 1 && !self.cfg.extra_cmdline.trim().is_empty() {
+            self.console.note(&format!(
+                "boot {n}: extra command line (test only): {}",
+                self.cfg.extra_cmdline.trim()
+            ));
+        }
         let mut cmd = Command::new("qemu-system-aarch64");
         match self.cfg.profile {
             Profile::Virt => {
                 cmd.args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2"])
-                    .args(["-nodefaults", "-nic", "none", "-serial", "stdio"]);
+                    .args(["-nodefaults", "-serial", "stdio"])
+                    .args(self.cfg.network_args());
                 let mut drives = vec![self.cfg.card.clone()];
                 drives.extend(self.cfg.extra_disks.iter().cloned());
                 for (i, disk) in drives.iter().enumerate() {
@@ -302,6 +387,11 @@ impl Machine {
                 }
             }
             Profile::Raspi3b => {
+                if self.cfg.guest_http.is_some() {
+                    return Err(HarnessError::Unsupported(
+                        "guest_http needs the virt profile (raspi3b has no virtio NIC)".into(),
+                    ));
+                }
                 let dtb_name = choice.dtb.clone().ok_or_else(|| HarnessError::NoBoot {
                     card: self.cfg.card.clone(),
                     reason: "no device tree on the boot partition".into(),
@@ -394,7 +484,9 @@ impl Machine {
             let _ = child.wait();
         }
         self.stdin = None;
-        let end = classify_run(&self.console.text_from(self.run_start));
+        let end = classify_run(&split_kernel_records(
+            &self.console.text_from(self.run_start),
+        ));
         match end {
             RunEnd::Reboot(request) => {
                 self.console.note(&format!(
@@ -488,8 +580,10 @@ impl Machine {
     }
 
     /// Runs a shell command on the guest's console shell and returns its exit status and
-    /// output. The end marker is assembled by the shell (`"K8R""-END-n $?"`), so the echo of
-    /// the typed command never matches it.
+    /// output. The shell prints a begin marker before the command and an end marker with `$?`
+    /// after it (`echo "K8R""-BEGIN-n"; COMMAND; echo "K8R""-END-n $?"`); the markers are
+    /// assembled by the shell, so the echo of the typed line never matches them, and the output
+    /// is what lies between them, whatever the tty echo and the prompt did around it.
     pub fn run_command(
         &mut self,
         command: &str,
@@ -497,17 +591,17 @@ impl Machine {
     ) -> Result<(i32, String), HarnessError> {
         self.commands += 1;
         let n = self.commands;
-        self.send(&format!("{command}; echo \"K8R\"\"-END-{n} $?\""))?;
+        self.send(&format!(
+            "echo \"K8R\"\"-BEGIN-{n}\"; {command}; echo \"K8R\"\"-END-{n} $?\""
+        ))?;
+        let begin = format!("K8R-BEGIN-{n}");
+        self.expect(&begin, timeout)?;
+        self.expect("\n", timeout)?;
         let marker = format!("K8R-END-{n} ");
         let text = self.expect(&marker, timeout)?;
         let rest = self.expect("\n", Duration::from_secs(10))?;
         let status = rest.trim().parse::<i32>().unwrap_or(-1);
-        // Drop the echoed command line; keep what the command printed.
-        let body = text
-            .split_once('\n')
-            .map_or("", |(_, after)| after)
-            .trim_end_matches(marker.as_str())
-            .replace('\r', "");
+        let body = text.trim_end_matches(marker.as_str()).replace('\r', "");
         Ok((status, body))
     }
 
@@ -552,6 +646,61 @@ impl Machine {
     }
 }
 
+/// The console text with every kernel record on a line of its own. The kernel prints a record
+/// wherever the console's cursor is, so a record (a reboot request written to `/dev/kmsg`, say)
+/// can follow a shell prompt on the same physical line; each record starts with its
+/// `[seconds.micros] ` timestamp, and a line break is put before a timestamp found mid-line.
+pub fn split_kernel_records(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        // A timestamp at the start of a line is already alone: search from offset 1.
+        while let Some(at) = find_timestamp(rest, 1) {
+            out.push_str(&rest[..at]);
+            out.push('\n');
+            rest = &rest[at..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+/// The byte offset, at `from` or later, of a kernel timestamp (`[`, spaces, digits, `.`,
+/// digits, `]`) in `s`.
+fn find_timestamp(s: &str, from: usize) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let digits = |j: &mut usize| {
+        let start = *j;
+        while bytes.get(*j).is_some_and(u8::is_ascii_digit) {
+            *j += 1;
+        }
+        *j > start
+    };
+    let mut search = from;
+    while let Some(p) = s.get(search..).and_then(|tail| tail.find('[')) {
+        let at = search + p;
+        search = at + 1;
+        let mut j = at + 1;
+        while bytes.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        if !digits(&mut j) || bytes.get(j) != Some(&b'.') {
+            continue;
+        }
+        j += 1;
+        if digits(&mut j) && bytes.get(j) == Some(&b']') {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// Whether `program` is an executable file in a `$PATH` directory.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 fn unreachable_never() -> Result<(), HarnessError> {
     Err(HarnessError::Console(std::io::Error::other(
         "the never-matching pattern matched",
@@ -583,5 +732,79 @@ impl Drop for Machine {
             let _ = child.wait();
         }
         self.save_transcript();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_cmdline_goes_only_to_boots_not_from_partition_1() {
+        let cfg = MachineConfig::new("t", "card.img", Profile::Virt)
+            .with_extra_cmdline(" k8r.standin.join=stale-node:2 ");
+        let card = "console=serial0,115200 root=LABEL=writable rootwait\n";
+        assert_eq!(
+            cfg.kernel_cmdline(1, card),
+            "console=ttyAMA0,115200 root=LABEL=writable rootwait",
+            "partition 1 (recovery on an assembled card) never gets it"
+        );
+        for partition in [2, 3] {
+            assert_eq!(
+                cfg.kernel_cmdline(partition, card),
+                "console=ttyAMA0,115200 root=LABEL=writable rootwait k8r.standin.join=stale-node:2"
+            );
+        }
+        let plain = MachineConfig::new("t", "card.img", Profile::Raspi3b);
+        assert_eq!(
+            plain.kernel_cmdline(2, card),
+            "console=ttyS1,115200 root=LABEL=writable rootwait"
+        );
+    }
+
+    #[test]
+    fn kernel_records_after_a_prompt_get_a_line_of_their_own() {
+        let text = "k8r-reboot-to 2\r\nroot@k8r-fixture:~# [  154.862628] k8r-reboot: partition=2 tryboot=0\r\nnext\n";
+        let split = split_kernel_records(text);
+        assert_eq!(
+            split,
+            "k8r-reboot-to 2\r\nroot@k8r-fixture:~# \n[  154.862628] k8r-reboot: partition=2 tryboot=0\r\nnext\n"
+        );
+        match classify_run(&format!("{split}[  158.6] reboot: Restarting system\n")) {
+            RunEnd::Reboot(r) => assert_eq!((r.partition, r.tryboot), (2, false)),
+            other => panic!("{other:?}"),
+        }
+        // Already alone, or not a timestamp: unchanged.
+        for same in [
+            "[    1.000000] hello\n",
+            "echo [1] [a.b] [1.] x\n",
+            "a [ 1.5 ] b\n",
+        ] {
+            assert_eq!(split_kernel_records(same), same);
+        }
+        assert_eq!(
+            split_kernel_records("x[ 1.5] a[ 2.5] b\n"),
+            "x\n[ 1.5] a\n[ 2.5] b\n"
+        );
+    }
+
+    #[test]
+    fn guest_http_forwards_one_address_on_a_restricted_user_network() {
+        let cfg = MachineConfig::new("t", "card.img", Profile::Virt);
+        assert_eq!(cfg.network_args(), ["-nic", "none"], "no NIC by default");
+        let args = cfg.with_guest_http(8123).network_args();
+        assert_eq!(args.len(), 4);
+        assert_eq!(args[0], "-netdev");
+        let netdev = &args[1];
+        assert!(netdev.starts_with("user,id=net0,restrict=on,"), "{netdev}");
+        assert!(
+            netdev.ends_with(",guestfwd=tcp:10.0.2.100:80-cmd:socat -t 30 - TCP:127.0.0.1:8123"),
+            "{netdev}"
+        );
+        assert!(!netdev.contains("hostfwd"), "{netdev}");
+        assert_eq!(
+            args[2..],
+            ["-device", "virtio-net-pci,netdev=net0,romfile="]
+        );
     }
 }

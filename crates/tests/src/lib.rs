@@ -6,6 +6,7 @@
 
 /// The loopback HTTP server that plays dl.k8s.io and GitHub (also used by `cargo xtask demo`).
 pub use k8r_test_http as http;
+pub mod systemd;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,8 @@ use k8r_qemu::assets::{fixtures_dir, target_dir};
 pub const BASE_2604: &str = "base-arm64.img";
 /// The Ubuntu 24.04-shaped fixture card.
 pub const BASE_2404: &str = "base-arm64-2404.img";
+/// The Ubuntu 26.04-shaped fixture card whose root runs Debian 12's systemd as PID 1.
+pub const BASE_2604_SYSTEMD: &str = "base-arm64-systemd.img";
 
 /// Path of a fixture image; panics with the command to run if it is missing.
 pub fn fixture(name: &str) -> PathBuf {
