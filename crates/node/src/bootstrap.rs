@@ -155,8 +155,10 @@ pub fn check_host(host: &Host) -> Result<()> {
     Ok(())
 }
 
-/// This node's address: the source address of its default route (no packet is sent).
-pub fn node_address() -> Result<IpAddr> {
+/// This node's address: the source address of its default route (no packet is sent), or,
+/// on a network without a default route, its first address that is not loopback
+/// (`/proc/net/fib_trie`).
+pub fn node_address(host: &Host) -> Result<IpAddr> {
     let probe = |target: &str, bind: &str| -> Option<IpAddr> {
         let s = UdpSocket::bind(bind).ok()?;
         s.connect(target).ok()?;
@@ -165,16 +167,40 @@ pub fn node_address() -> Result<IpAddr> {
     probe("192.0.2.1:9", "0.0.0.0:0")
         .or_else(|| probe("[2001:db8::1]:9", "[::]:0"))
         .filter(|ip| !ip.is_unspecified())
-        .ok_or_else(|| {
-            anyhow!(
-                "this node has no default route, so no address to advertise (is the network up?)"
-            )
+        .or_else(|| {
+            let trie = std::fs::read_to_string(host.path("/proc/net/fib_trie")).unwrap_or_default();
+            local_addresses(&trie).into_iter().next().map(IpAddr::V4)
         })
+        .ok_or_else(|| {
+            anyhow!("this node has no network address to advertise (is the network up?)")
+        })
+}
+
+/// The local IPv4 addresses in `/proc/net/fib_trie` (an address line followed by
+/// `/32 host LOCAL`), loopback left out, in order. Pure.
+pub fn local_addresses(trie: &str) -> Vec<std::net::Ipv4Addr> {
+    let lines: Vec<&str> = trie.lines().collect();
+    let mut out = Vec::new();
+    for pair in lines.windows(2) {
+        let addr = pair[0]
+            .trim()
+            .trim_start_matches(['|', '+', '-', ' '])
+            .trim();
+        if !pair[1].contains("/32 host LOCAL") {
+            continue;
+        }
+        if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>() {
+            if !ip.is_loopback() && !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    out
 }
 
 fn init_master(ctx: &Ctx<'_>, kube: &Kube) -> Result<Done> {
     check_host(ctx.host)?;
-    let address = node_address()?;
+    let address = node_address(ctx.host)?;
     let token = kubeadm_config::new_token().context("making a bootstrap token")?;
     let inputs =
         kubeadm_config::InitInputs::new(&ctx.settings.config, ctx.node_name, address, &token);
@@ -396,4 +422,19 @@ pub fn join_command(host: &Host, data: &Data, settings: &Settings, fresh: bool) 
     let j = kube.new_join_command(&settings.config.token_ttl)?;
     write_join_string(host, data, &j)?;
     Ok(j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_from_the_fib_trie() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 10.0.2.0\n        /24 link UNICAST\n     |-- 10.0.2.15\n        /32 host LOCAL\n     |-- 127.0.0.1\n        /32 host LOCAL\nLocal:\n     |-- 10.0.2.15\n        /32 host LOCAL\n";
+        assert_eq!(
+            local_addresses(trie),
+            vec![std::net::Ipv4Addr::new(10, 0, 2, 15)]
+        );
+        assert!(local_addresses("").is_empty());
+    }
 }

@@ -47,22 +47,23 @@ pub fn make_from_dir(path: &Path, spec: &Ext4Spec, root: &Path) -> Result<(), Im
     let mut script = String::new();
     for rel in tree_paths(root)? {
         let p = format!("/{rel}");
-        for (field, value) in [
-            ("uid", 0),
-            ("gid", 0),
-            ("atime", spec.epoch),
-            ("mtime", spec.epoch),
-            ("ctime", spec.epoch),
-            ("crtime", spec.epoch),
-        ] {
-            // Quote paths for debugfs (it splits on spaces otherwise).
-            let _ = writeln!(script, "sif \"{p}\" {field} {value}");
+        // Quote paths for debugfs (it splits on spaces otherwise).
+        let _ = writeln!(script, "sif \"{p}\" uid 0");
+        let _ = writeln!(script, "sif \"{p}\" gid 0");
+        for field in ["atime", "mtime", "ctime", "crtime"] {
+            let _ = writeln!(script, "sif \"{p}\" {field} {}", debugfs_time(spec.epoch));
         }
     }
     for field in ["atime", "mtime", "ctime", "crtime"] {
-        let _ = writeln!(script, "sif / {field} {}", spec.epoch);
+        let _ = writeln!(script, "sif / {field} {}", debugfs_time(spec.epoch));
     }
     debugfs(path, &script, spec.epoch)
+}
+
+/// A time for debugfs' `set_inode_field`: `@SECONDS` (a bare number is read as a date, so
+/// 1776902400 would become a day in the 24th century).
+pub fn debugfs_time(epoch: u64) -> String {
+    format!("@{epoch}")
 }
 
 /// All paths under `root`, relative, sorted, directories before their contents.
@@ -273,6 +274,14 @@ mod tests {
         let text = String::from_utf8_lossy(&stat.stdout);
         assert!(text.contains("User:     0   Group:     0"), "{text}");
         assert!(text.contains("Mode:  0755"), "{text}");
+        // The fixed time is the epoch given (1_700_000_000 = 0x6553f100), not a date debugfs
+        // made of the bare number.
+        for field in ["mtime", "ctime", "atime", "crtime"] {
+            assert!(
+                text.contains(&format!("{field}: 0x6553f100")),
+                "{field}: {text}"
+            );
+        }
     }
 
     #[test]

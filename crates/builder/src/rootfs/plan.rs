@@ -175,15 +175,11 @@ impl RootPlan {
 }
 
 fn stamp(s: &mut String, path: &str, epoch: u64) {
-    for (field, value) in [
-        ("uid", 0),
-        ("gid", 0),
-        ("atime", epoch),
-        ("mtime", epoch),
-        ("ctime", epoch),
-        ("crtime", epoch),
-    ] {
-        let _ = writeln!(s, "sif {} {field} {value}", quote(path));
+    let _ = writeln!(s, "sif {} uid 0", quote(path));
+    let _ = writeln!(s, "sif {} gid 0", quote(path));
+    for field in ["atime", "mtime", "ctime", "crtime"] {
+        let time = crate::image::ext4::debugfs_time(epoch);
+        let _ = writeln!(s, "sif {} {field} {time}", quote(path));
     }
 }
 
@@ -225,7 +221,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("sif \"/usr/lib/k8r/variables.cfg\" mtime 42\n"),
+            s.contains("sif \"/usr/lib/k8r/variables.cfg\" mtime @42\n"),
             "{s}"
         );
         let usr = s.find("mkdir \"/usr\"").expect("usr");
