@@ -6,6 +6,7 @@
 
 /// The loopback HTTP server that plays dl.k8s.io and GitHub (also used by `cargo xtask demo`).
 pub use k8r_test_http as http;
+pub mod node;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};
@@ -85,9 +86,15 @@ pub const TEST_EPOCH: u64 = 1_776_902_400;
 /// A `variables.cfg` for the fixture artefacts served by `server`, on base image `base`, with
 /// `extra` lines appended.
 pub fn test_config(server: &http::Server, base: &Path, extra: &str) -> String {
+    // `extra` may choose another Kubernetes (the upgrade scenarios): then it is its line.
+    let k8s = if extra.contains("K8S_VERSION=") {
+        String::new()
+    } else {
+        "K8S_VERSION=\"1.31.2\"\n".to_owned()
+    };
     format!(
         "# k8r test configuration: fixture artefacts from a 127.0.0.1 server\n\
-         IMAGE=\"{}\"\nK8S_VERSION=\"1.31.2\"\nCALICO_VERSION=\"3.99.0\"\n\
+         IMAGE=\"{}\"\n{k8s}CALICO_VERSION=\"3.99.0\"\n\
          CONTAINERD_VERSION=\"2.1.4\"\nRUNC_VERSION=\"1.3.0\"\nCNI_PLUGINS_VERSION=\"1.7.1\"\n\
          CRICTL_VERSION=\"1.31.1\"\nK8S_RELEASE_URL=\"{url}/k8s\"\nGITHUB_URL=\"{url}/github\"\n\
          GITHUB_RAW_URL=\"{url}/raw\"\n{extra}",

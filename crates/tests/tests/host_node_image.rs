@@ -85,7 +85,9 @@ fn the_units_are_enabled_and_ordered() {
         );
     }
     let bootstrap = read("usr/lib/systemd/system/k8r-bootstrap.service");
-    assert!(bootstrap.contains("After=network-online.target k8r-setup.service containerd.service"));
+    assert!(bootstrap.contains(
+        "After=network-online.target k8r-setup.service containerd.service cloud-init.target"
+    ));
     assert!(
         bootstrap.contains("RestartPreventExitStatus=2"),
         "a refusal is not retried"

@@ -71,14 +71,15 @@ StandardError=journal+console
 WantedBy=sysinit.target
 ";
 
-/// Runs `k8r bootstrap` once the network and containerd are up; it waits for the clock
-/// itself. Retried on failure, not after a deliberate refusal (exit 2).
+/// Runs `k8r bootstrap` once the network and containerd are up, and after cloud-init (which
+/// makes the first boot's SSH host keys the step keeps); it waits for the clock itself.
+/// Retried on failure, not after a deliberate refusal (exit 2).
 const BOOTSTRAP_UNIT: &str = "\
 [Unit]
 Description=k8r cluster step: kubeadm init on the first master, join on workers, upgrades
 Wants=network-online.target
 Requires=k8r-setup.service
-After=network-online.target k8r-setup.service containerd.service
+After=network-online.target k8r-setup.service containerd.service cloud-init.target
 ConditionPathExists=/usr/lib/k8r/build-info
 
 [Service]
