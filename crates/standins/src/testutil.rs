@@ -1,5 +1,6 @@
 //! Test stand-in plumbing for unit tests: a temporary root shaped like a node that passes
-//! kubeadm's preflight, and a way to run a tool in it with captured streams.
+//! kubeadm's preflight, and a way to run a tool in it with captured streams. It does not
+//! start real processes except `fake_kubelet` (`sleep` under the name `kubelet`).
 
 use std::path::PathBuf;
 
@@ -101,6 +102,16 @@ impl TestRoot {
             .spawn()
             .expect("spawn");
         self.file(crate::kubelet::PID_FILE, &format!("{}\n", child.id()));
+        // `spawn` returns once the exec began, but the kernel may not have set up the new
+        // argv yet (`/proc/<pid>/cmdline` is briefly empty): wait until it names the kubelet.
+        let t0 = std::time::Instant::now();
+        while crate::kubelet::running(&self.env) != Some(child.id()) {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "fake kubelet not visible"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         child
     }
 

@@ -2,7 +2,8 @@
 //! version and run under each tool's name (symlinks in a temporary directory), through a whole
 //! master flow — init → kubelet running → readyz → apply → token create → upgrade apply with
 //! a patched newer kubeadm → kubelet restarted at the new version — plus containerd's
-//! `Type=notify` start. All paths go under a temporary `K8R_STANDIN_ROOT`.
+//! `Type=notify` start. All paths go under a temporary `K8R_STANDIN_ROOT`. It does not use
+//! systemd (the test starts and stops the daemons itself) or a second machine.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

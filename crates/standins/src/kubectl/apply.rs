@@ -235,7 +235,6 @@ pub fn apply(args: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
     connect(ctx, &p)?;
     let server_side = p.on("server-side");
     let dry = p.get("dry-run").is_some_and(|d| d != "none");
-    let now = ctx.env.now;
     let results = ClusterState::update(ctx.env, |s| {
         let crd_groups: Vec<String> = s
             .objects
@@ -310,7 +309,6 @@ pub fn apply(args: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
             let suffix = if dry { " (dry run)" } else { "" };
             lines.push(Ok(format!("{shown} {word}{suffix}")));
         }
-        let _ = now;
         Ok(lines)
     })?;
     let mut failed = Vec::new();
