@@ -132,6 +132,10 @@ pub fn build_binaries() -> Result<()> {
             "k8r-builder",
             vec!["build", "-p", "k8r-builder", "--bin", "k8r-builder"],
         ),
+        (
+            "the Kubernetes stand-ins for host tests",
+            vec!["build", "-p", "k8r-standins"],
+        ),
     ] {
         log::info!("build: {what}");
         let ok = Command::new(cargo())

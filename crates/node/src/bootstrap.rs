@@ -211,9 +211,8 @@ fn init_master(ctx: &Ctx<'_>, kube: &Kube) -> Result<Done> {
         "kubeadm init: Kubernetes {}, node {}, endpoint {}, pod network {} (output in /var/log/kubeadm.log)",
         inputs.version, inputs.node_name, inputs.endpoint, inputs.pod_subnet
     );
-    let config_arg = ctx.host.path(config_path).display().to_string();
     let out = kube
-        .kubeadm(["init", "--config", config_arg.as_str()])
+        .kubeadm(["init", "--config", config_path])
         .run()
         .context("kubeadm init failed (see /var/log/kubeadm.log)")?;
     data::save_kubelet_files(ctx.host, ctx.data)?;
@@ -248,8 +247,7 @@ fn apply_cni(ctx: &Ctx<'_>, kube: &Kube) -> Result<()> {
     let edited = cni::set_pod_cidr(&name, &text, &ctx.settings.config.pod_network_cidr)?;
     let dest = format!("/var/lib/k8r/cni/{name}");
     ctx.host.write(&dest, edited.as_bytes(), 0o644)?;
-    let dest_arg = ctx.host.path(&dest).display().to_string();
-    kube.kubectl(["apply", "-f", dest_arg.as_str()])
+    kube.kubectl(["apply", "-f", dest.as_str()])
         .log_to(&ctx.host.path(k8r_card::image_root::KUBEADM_LOG))
         .run()
         .with_context(|| format!("applying the pod network {name}"))?;
@@ -354,6 +352,11 @@ fn join(ctx: &Ctx<'_>, kube: &Kube) -> Result<Done> {
                     ctx.node_name
                 );
                 std::thread::sleep(ctx.waits.join_retry);
+                // The failed attempt already wrote the bootstrap kubeconfig and the CA, which
+                // the next one's preflight refuses (kubernetes-node.md §5).
+                kube.kubeadm(["reset", "-f"])
+                    .run()
+                    .context("kubeadm reset before retrying the join")?;
             }
             JoinFailure::StaleNode => {
                 return Err(Refused(format!(

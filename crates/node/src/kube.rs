@@ -1,7 +1,9 @@
 //! The Kubernetes tools the image carries (`/usr/local/bin/kubeadm`, `kubectl`), called
 //! the way k8r needs them, and what k8r reads back from their output and files.
 //!
-//! kubeadm's output goes to `/var/log/kubeadm.log`, as the seed had it.
+//! kubeadm's output goes to `/var/log/kubeadm.log`, as the seed had it. The tools run inside
+//! the host's root: paths in their arguments are the root's own (`/etc/kubernetes/admin.conf`),
+//! which on a node is the same as the agent's.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,9 +47,8 @@ impl Kube {
 
     /// `kubectl --kubeconfig admin.conf ARGS`.
     pub fn kubectl<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Cmd {
-        let conf = self.host.path(ADMIN_CONF).display().to_string();
         Cmd::new(self.tool("kubectl"))
-            .args(["--kubeconfig".to_owned(), conf])
+            .args(["--kubeconfig", ADMIN_CONF])
             .args(args)
     }
 

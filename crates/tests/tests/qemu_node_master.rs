@@ -100,6 +100,14 @@ fn a_master_initialises_reinstalls_and_upgrades() {
         "grep -c '^kubectl .*apply -f .*calico.yaml' /var/log/k8r-standin.log",
     );
     assert_eq!(applied.trim(), "1", "the CNI was applied once");
+    let pool = ok(
+        &mut vm,
+        "grep -A1 'name: CALICO_IPV4POOL_CIDR' /var/lib/k8r/cni/calico.yaml",
+    );
+    assert!(
+        !pool.contains('#') && pool.contains("value: \"192.168.0.0/16\""),
+        "the pod network set: {pool}"
+    );
     // The data partition grew to the end of the (larger) card, and holds the cluster.
     let size: u64 = ok(&mut vm, "df -B1M --output=size /var/lib/k8r-data | tail -1")
         .trim()

@@ -1,0 +1,371 @@
+//! `k8r bootstrap` on temp dirs playing a node, with the Kubernetes stand-ins (crates/standins,
+//! the test doubles of kubeadm, kubectl and the kubelet) as the image's tools: the first
+//! master's `kubeadm init` and CNI, a master after a reinstall upgraded one minor, a minor skip
+//! refused with the old control plane kept, and a worker's join with a stale Node, an expired
+//! token and a too old control plane.
+//!
+//! The host-built stand-in binary is found in the target directory (`cargo xtask test` and
+//! `cargo test --workspace` build it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use k8r_standins::marker::patch_version;
+
+const BUILD_CFG: &str =
+    "IMAGE=\"ubuntu.img\"\nK8S_VERSION=\"{v}\"\nKUBEADM_JOIN_STRING=\"\"\nTOKEN_TTL=\"0\"\n";
+
+const CALICO: &str = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: calico-node\nspec:\n  template:\n    spec:\n      containers:\n        - name: calico-node\n          env:\n            # - name: CALICO_IPV4POOL_CIDR\n            #   value: \"192.168.0.0/16\"\n";
+
+fn standins() -> PathBuf {
+    let p = std::env::var_os("K8R_STANDINS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/k8r-standins"),
+        PathBuf::from,
+    );
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p k8r-standins` (cargo xtask test does)",
+        p.display()
+    );
+    p
+}
+
+/// A node: a root, a recovery partition and a data partition, all directories.
+struct Node {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    p1: PathBuf,
+    data: PathBuf,
+}
+
+impl Node {
+    /// A fresh root from an image of Kubernetes `version` with the node's own settings `node`.
+    fn new(version: &str, node: &str) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = Node {
+            root: dir.path().join("root"),
+            p1: dir.path().join("p1"),
+            data: dir.path().join("data"),
+            _dir: dir,
+        };
+        let cfg = BUILD_CFG.replace("{v}", version);
+        for (rel, text) in [
+            ("usr/lib/k8r/build-variables.cfg", cfg.as_str()),
+            ("usr/lib/k8r/variables.cfg", cfg.as_str()),
+            ("usr/lib/k8r/cni/calico.yaml", CALICO),
+            ("etc/machine-id", "0123456789abcdef0123456789abcdef\n"),
+            ("proc/sys/net/ipv4/ip_forward", "1\n"),
+            (
+                "sys/fs/cgroup/cgroup.controllers",
+                "cpuset cpu io memory pids\n",
+            ),
+            ("proc/cmdline", "console=ttyAMA0 root=LABEL=writable\n"),
+            ("run/systemd/timesync/synchronized", ""),
+        ] {
+            n.put(rel, text);
+        }
+        n.put(
+            "usr/lib/k8r/build-info",
+            &format!("BUILD_ID=b-{version}\nK8S_VERSION={version}\nARCH=arm64\nBUILD_EPOCH=1776902400\nCNI_MANIFEST=calico.yaml\n"),
+        );
+        std::fs::create_dir_all(n.p1.join("k8r/node")).expect("p1");
+        std::fs::write(n.p1.join("k8r/node/variables.cfg"), node).expect("node settings");
+        std::fs::create_dir_all(&n.data).expect("data");
+        n.tools(version);
+        n.ok(&["setup"]);
+        let hostname = std::fs::read_to_string(n.root.join("etc/hostname")).expect("hostname");
+        n.put("proc/sys/kernel/hostname", &hostname);
+        n
+    }
+
+    fn put(&self, rel: &str, text: &str) {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    /// The stand-ins, patched to `version`, as the image's kubeadm, kubectl and kubelet.
+    fn tools(&self, version: &str) {
+        let bin = self.root.join("usr/local/bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        let exe = bin.join("k8r-standins");
+        let bytes = std::fs::read(standins()).expect("stand-ins");
+        let _ = std::fs::remove_file(&exe);
+        std::fs::write(&exe, patch_version(&bytes, version).expect("patch")).expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for tool in ["kubeadm", "kubectl", "kubelet"] {
+            let _ = std::fs::remove_file(bin.join(tool));
+            std::os::unix::fs::symlink("k8r-standins", bin.join(tool)).expect("link");
+        }
+    }
+
+    fn k8r(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_k8r"));
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--recovery-dir")
+            .arg(&self.p1)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .env("K8R_STANDIN_ROOT", &self.root);
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.k8r(args).output().expect("k8r");
+        assert!(out.status.success(), "k8r {args:?}: {}", text(&out));
+        text(&out)
+    }
+
+    /// `k8r bootstrap`, with the kubelet stand-in started once kubeadm wrote its
+    /// configuration (systemd does that on a node).
+    fn bootstrap(&self) -> Output {
+        let mut child = self
+            .k8r(&[
+                "bootstrap",
+                "--clock-timeout",
+                "5",
+                "--wait-timeout",
+                "30",
+                "--join-retry",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bootstrap");
+        let config = self.root.join("var/lib/kubelet/config.yaml");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !config.exists() && Instant::now() < deadline && matches!(child.try_wait(), Ok(None))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let kubelet = config.exists().then(|| self.kubelet());
+        let out = child.wait_with_output().expect("wait");
+        if let Some(mut k) = kubelet {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        out
+    }
+
+    fn kubelet(&self) -> Child {
+        Command::new(self.root.join("usr/local/bin/kubelet"))
+            .args(["--config", "/var/lib/kubelet/config.yaml"])
+            .env("K8R_STANDIN_ROOT", &self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubelet")
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn standin_log(&self) -> String {
+        std::fs::read_to_string(self.root.join("var/log/k8r-standin.log")).unwrap_or_default()
+    }
+
+    /// Puts `from`'s cluster into this node's root and data partition, as the data
+    /// partition's bind mounts do after a reinstall.
+    fn take_cluster_of(&self, from: &Node) {
+        for dir in ["etc/kubernetes", "var/lib/etcd", "var/lib/kubelet"] {
+            copy(&from.root.join(dir), &self.root.join(dir));
+        }
+        copy(&from.data, &self.data);
+        copy(
+            &from.root.join("etc/kubernetes"),
+            &self.data.join("kept/etc-kubernetes"),
+        );
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "{} -> {}", from.display(), to.display());
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn master() -> Node {
+    let n = Node::new("1.31.2", "");
+    let out = n.bootstrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("bootstrap done: Initialised"),
+        "{}",
+        text(&out)
+    );
+    n
+}
+
+#[test]
+fn the_first_master_initialises_its_cluster() {
+    let n = master();
+    let log = n.standin_log();
+    assert!(
+        log.contains("kubeadm init --config /var/lib/k8r/kubeadm-init.yaml"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /var/lib/k8r/cni/calico.yaml"
+        ),
+        "{log}"
+    );
+    let join = n.read("usr/lib/k8r/join_string");
+    assert!(
+        join.starts_with("kubeadm join ")
+            && join.contains("--discovery-token-ca-cert-hash sha256:"),
+        "{join}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(n.data.join("join_string")).expect("kept"),
+        join
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for p in [
+        n.root.join("usr/lib/k8r/join_string"),
+        n.data.join("join_string"),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&p).expect("m").permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            p.display()
+        );
+    }
+    assert!(
+        n.data.join("kubelet/config.yaml").exists(),
+        "the kubelet's files kept"
+    );
+    assert!(n
+        .read("var/lib/k8r/cni/calico.yaml")
+        .contains("value: \"192.168.0.0/16\""));
+    let state = std::fs::read_to_string(n.data.join("node-state")).expect("state");
+    assert!(state.contains("role=control-plane"), "{state}");
+    // `k8r join-command` prints the stored command while its token is valid, a new one on ask
+    // (with the control plane up: the kubelet runs it).
+    let mut kubelet = n.kubelet();
+    let up = Instant::now();
+    while !n.root.join("run/k8r-standin/kubelet.pid").exists()
+        && up.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again = n.ok(&["join-command"]);
+    assert_eq!(again.trim(), join.trim());
+    let fresh = n.ok(&["join-command", "--new"]);
+    assert_ne!(fresh.trim(), join.trim());
+    assert_eq!(n.read("usr/lib/k8r/join_string").trim(), fresh.trim());
+    let _ = kubelet.kill();
+    let _ = kubelet.wait();
+}
+
+#[test]
+fn a_master_after_a_reinstall_upgrades_one_minor() {
+    let old = master();
+    let n = Node::new("1.32.1", "");
+    n.take_cluster_of(&old);
+    let out = n.bootstrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("bootstrap done: Upgraded(\"1.32.1\")"), "{t}");
+    assert!(!n.standin_log().contains("kubeadm init"), "no second init");
+    assert!(n
+        .standin_log()
+        .contains("kubeadm upgrade apply v1.32.1 --yes"));
+    assert!(n
+        .read("etc/kubernetes/manifests/kube-apiserver.yaml")
+        .contains("kube-apiserver:v1.32.1"));
+}
+
+#[test]
+fn a_minor_skip_is_refused_and_the_old_control_plane_stays() {
+    let old = master();
+    let n = Node::new("1.33.0", "");
+    n.take_cluster_of(&old);
+    let out = n.bootstrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "a refusal: {t}");
+    assert!(
+        t.contains("1.32.x first") && t.contains("keeps running its 1.31.2"),
+        "{t}"
+    );
+    assert!(
+        !n.standin_log().contains("upgrade apply"),
+        "nothing half-done"
+    );
+    assert!(n
+        .read("etc/kubernetes/manifests/kube-apiserver.yaml")
+        .contains("kube-apiserver:v1.31.2"));
+}
+
+const JOIN: &str = "kubeadm join 10.0.0.1:6443 --token k8rwrk.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn worker(cmdline: &str) -> (Node, Output) {
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    n.put("proc/cmdline", &format!("console=ttyAMA0 {cmdline}\n"));
+    let out = n.bootstrap();
+    (n, out)
+}
+
+#[test]
+fn a_worker_joins_and_waits_out_a_stale_node() {
+    let (n, out) = worker("k8r.standin.join=stale-node:2");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("bootstrap done: Joined") && t.contains("still Ready in the cluster"),
+        "{t}"
+    );
+    let name = n.read("etc/hostname").trim().to_owned();
+    let joins = n
+        .standin_log()
+        .lines()
+        .filter(|l| l.starts_with("kubeadm join"))
+        .count();
+    assert_eq!(joins, 3, "two refused attempts and the join");
+    assert!(n
+        .standin_log()
+        .contains(&format!("{JOIN} --node-name {name}")));
+    assert!(n.root.join("etc/kubernetes/kubelet.conf").exists());
+    // Joined: the next boot's step has nothing to do.
+    let again = n.bootstrap();
+    assert!(text(&again).contains("AlreadyJoined"), "{}", text(&again));
+}
+
+#[test]
+fn an_expired_token_says_what_to_do() {
+    let (_n, out) = worker("k8r.standin.join=expired-token");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("k8r join-command") && t.contains("k8r config set"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_control_plane_older_than_the_kubelet_is_refused() {
+    let (_n, out) = worker("k8r.standin.control-plane-version=1.30.4");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("newer than the cluster's control plane"), "{t}");
+}
