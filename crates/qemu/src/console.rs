@@ -18,6 +18,7 @@ struct State {
 pub struct Console {
     inner: Arc<(Mutex<State>, Condvar)>,
     echo: bool,
+    live: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 impl Console {
@@ -27,7 +28,17 @@ impl Console {
         Self {
             inner: Arc::default(),
             echo,
+            live: None,
         }
+    }
+
+    /// Also appends everything to `file` as it arrives (truncated first), so a test that is
+    /// killed or still running leaves its transcript readable.
+    pub fn with_live_file(mut self, file: &std::path::Path) -> Self {
+        self.live = std::fs::File::create(file)
+            .ok()
+            .map(|f| Arc::new(Mutex::new(f)));
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -61,6 +72,12 @@ impl Console {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(bytes);
             let _ = out.flush();
+        }
+        if let Some(live) = &self.live {
+            let mut f = live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = f.write_all(bytes);
         }
         let mut state = self.lock();
         state.text.extend_from_slice(bytes);

@@ -277,7 +277,7 @@ impl Machine {
             source,
         })?;
         let mut machine = Machine {
-            console: Console::new(cfg.echo),
+            console: Console::new(cfg.echo).with_live_file(&dir.join("console.log")),
             next_request: cfg.first_request,
             cfg,
             child: None,
