@@ -52,10 +52,7 @@ impl ThisCard {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let sysfs = Sysfs {
-            class_block: host.path("/sys/class/block"),
-            dev: host.path("/dev"),
-        };
+        let sysfs = sysfs(host);
         let disk = sysfs
             .disk_of(Path::new(&name))
             .with_context(|| format!("the root is on {name}, which is not a partition"))?;
@@ -78,6 +75,22 @@ impl ThisCard {
     pub fn dev(&self, part: Part) -> Result<PathBuf> {
         Ok(self.layout.part(part)?.dev.clone())
     }
+}
+
+/// The kernel's view of `host`'s block devices.
+pub fn sysfs(host: &Host) -> Sysfs {
+    Sysfs {
+        class_block: host.path("/sys/class/block"),
+        dev: host.path("/dev"),
+    }
+}
+
+/// The size of block device `dev` (a disk or a partition) in 512-byte sectors, from sysfs.
+pub fn sectors(host: &Host, dev: &Path) -> Option<u64> {
+    let name = dev.file_name()?.to_string_lossy().into_owned();
+    std::fs::read_to_string(sysfs(host).class_block.join(name).join("size"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// The recovery partition while it is in use; unmounted (after a sync) when dropped.

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use k8r_card::data::JOIN_STRING;
-use k8r_card::disk::Sysfs;
 use k8r_card::image_root::JOIN_STRING as ROOT_JOIN_STRING;
 use k8r_card::Part;
 
@@ -106,19 +105,8 @@ pub fn data_partition(host: &Host, target: &Target) -> Result<Data> {
         DataSource::Dir(d) => Ok(Data::at(d)),
         DataSource::Device(dev) => {
             if let Some(disk) = &target.disk {
-                let name = disk
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let sysfs = Sysfs {
-                    class_block: host.path("/sys/class/block"),
-                    dev: host.path("/dev"),
-                };
-                let sectors: u64 =
-                    std::fs::read_to_string(sysfs.class_block.join(&name).join("size"))
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                        .ok_or_else(|| anyhow!("{}: size unknown in sysfs", disk.display()))?;
+                let sectors = crate::card::sectors(host, disk)
+                    .ok_or_else(|| anyhow!("{}: size unknown in sysfs", disk.display()))?;
                 if let Some(plan) = grow::grow_partition(disk, sectors)? {
                     log::info!(
                         "data partition grown from {} MiB to {} MiB (the end of the card)",
@@ -140,14 +128,7 @@ fn grow_filesystem_if_smaller(host: &Host, dev: &Path) -> Result<()> {
     let stat = rustix::fs::statvfs(host.path(k8r_card::data::DATA_MOUNT))
         .context("statvfs of the data partition")?;
     let fs_bytes = stat.f_blocks.saturating_mul(stat.f_frsize);
-    let name = dev
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let part_bytes = std::fs::read_to_string(host.path(&format!("/sys/class/block/{name}/size")))
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map_or(0, |s| s * 512);
+    let part_bytes = crate::card::sectors(host, dev).map_or(0, |s| s * 512);
     if part_bytes > fs_bytes + 2 * grow::MIN_GAIN * 512 {
         grow::grow_filesystem(dev)?;
         log::info!("data filesystem grown to {} MiB", part_bytes >> 20);
