@@ -46,7 +46,11 @@ fn klog_error(ctx: &mut Ctx<'_>, err: &str) -> crate::Failure {
 
 /// Runs the kubelet stand-in.
 pub fn run(argv: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
-    let p = match args::parse(argv, FLAGS) {
+    // kubeadm writes flags as `--name=value`; accept real kubelet flags the stand-in does not
+    // model in that form (e.g. from kubeletExtraArgs) rather than failing on them.
+    let (argv, unmodelled): (Vec<String>, Vec<String>) =
+        argv.iter().cloned().partition(|a| !unmodelled_long(a));
+    let p = match args::parse(&argv, FLAGS) {
         Ok(p) => p,
         Err(e) => {
             return Err(klog_error(
@@ -102,6 +106,13 @@ pub fn run(argv: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
     if fail_swap_on && swap_on(ctx.env) {
         return Err(klog_error(ctx, "failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false"));
     }
+    if !unmodelled.is_empty() {
+        warn!(
+            ctx,
+            "k8r stand-in kubelet: accepted without checking: {}",
+            unmodelled.join(" ")
+        );
+    }
     let node = node_name(ctx.env, p.get("hostname-override"));
     let mut stop = crate::signals::Stop::register()?;
     let pid_file = ctx.env.path(PID_FILE);
@@ -125,6 +136,13 @@ pub fn run(argv: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
         fsutil::remove_file(&pid_file)?;
     }
     Ok(())
+}
+
+/// `--name=value` for a flag not in [`FLAGS`].
+fn unmodelled_long(arg: &str) -> bool {
+    arg.strip_prefix("--")
+        .and_then(|body| body.split_once('='))
+        .is_some_and(|(name, _)| !FLAGS.iter().any(|f| f.long == name))
 }
 
 fn io_text(e: &std::io::Error) -> &'static str {
@@ -264,6 +282,26 @@ mod tests {
         let r = t.run(Tool::Kubelet, &["--bogus"]);
         r.failed();
         assert!(r.err.contains("unknown flag: --bogus"), "{}", r.err);
+        let r = t.run(Tool::Kubelet, &["--max-pods", "110"]);
+        r.failed();
+        assert!(r.err.contains("unknown flag: --max-pods"), "{}", r.err);
+        t.file("/proc/swaps", "Filename Type Size Used Priority\n");
+        t.file(
+            "/var/lib/kubelet/config.yaml",
+            "kind: KubeletConfiguration\n",
+        );
+        let r = t.run(
+            Tool::Kubelet,
+            &["--max-pods=110", "--config=/var/lib/kubelet/config.yaml"],
+        );
+        r.failed();
+        assert!(
+            r.err.contains(
+                "no kind \\\"KubeletConfiguration\\\" is registered for version \\\"\\\""
+            ),
+            "a --name=value flag passes; the config is then checked: {}",
+            r.err
+        );
         t.run(Tool::Kubelet, &["--version"]).ok();
     }
 
