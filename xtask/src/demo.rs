@@ -24,7 +24,7 @@ use k8r_builder::image::{fat, MIB};
 use k8r_qemu::assets::{fixtures_dir, target_dir};
 use k8r_qemu::{Machine, MachineConfig, Profile};
 use k8r_tests::http::Server;
-use k8r_tests::node::{grow_card, EXTRA_CARD, SYSTEMD_UP};
+use k8r_tests::node::{grow_card, wait_bootstrap, EXTRA_CARD};
 
 use crate::{fixtures, root, setup, test};
 
@@ -62,9 +62,7 @@ pub fn run() -> Result<()> {
     let guest_net = Server::start().context("starting the guest network's server")?;
     let mut vm = machine("demo-master", &master, &guest_net, None)?;
     vm.expect("K8R-RECOVERY: install verified", WAIT)?;
-    vm.expect(SYSTEMD_UP, WAIT)?;
-    vm.expect("k8r: bootstrap done:", WAIT)?;
-    vm.expect("\n", CMD)?;
+    wait_bootstrap(&mut vm)?;
     let join = command(&mut vm, "k8r join-command")?;
     command(&mut vm, "k8r status; ls -l /usr/lib/k8r/join_string")?;
 
@@ -87,9 +85,7 @@ pub fn run() -> Result<()> {
     {
         let mut w = machine("demo-worker", &worker, &guest_net, None)?;
         w.expect("K8R-RECOVERY: install verified", WAIT)?;
-        w.expect(SYSTEMD_UP, WAIT)?;
-        w.expect("k8r: bootstrap done:", WAIT)?;
-        w.expect("\n", CMD)?;
+        wait_bootstrap(&mut w)?;
         command(
             &mut w,
             "k8r status; grep '^kubeadm join' /var/log/k8r-standin.log",
@@ -107,9 +103,7 @@ pub fn run() -> Result<()> {
     vm.wait_for_poweroff(WAIT)?;
     drop(vm);
     let mut vm = machine("demo-master-upgrade", &master, &guest_net, Some(stick))?;
-    vm.expect(SYSTEMD_UP, WAIT)?;
-    vm.expect("k8r: bootstrap done:", WAIT)?;
-    vm.expect("\n", CMD)?;
+    wait_bootstrap(&mut vm)?;
     command(
         &mut vm,
         "mkdir -p /mnt/usb && mount -o ro /dev/vdb /mnt/usb && ls /mnt/usb",
@@ -117,9 +111,7 @@ pub fn run() -> Result<()> {
     command(&mut vm, "k8r update-image /mnt/usb && k8r status")?;
     vm.send("umount /mnt/usb; k8r reinstall")?;
     vm.expect("K8R-RECOVERY: install verified", WAIT)?;
-    vm.expect(SYSTEMD_UP, WAIT)?;
-    vm.expect("k8r: bootstrap done:", WAIT)?;
-    vm.expect("\n", CMD)?;
+    wait_bootstrap(&mut vm)?;
     command(
         &mut vm,
         "k8r status; grep image: /etc/kubernetes/manifests/kube-apiserver.yaml",

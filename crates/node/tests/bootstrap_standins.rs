@@ -369,3 +369,83 @@ fn a_control_plane_older_than_the_kubelet_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("newer than the cluster's control plane"), "{t}");
 }
+
+/// The recovery partition holds a stored build, `autoboot.txt` points at the working system.
+fn with_stored_build(n: &Node) {
+    use k8r_card::store::{Pointer, Store};
+    use k8r_card::testkit::{write_build, BuildSpec};
+    let store = Store::new(&n.p1);
+    write_build(&store.build_dir("b1").expect("id"), &BuildSpec::new("b1"));
+    store
+        .set_pointer(&Pointer::to("b1").expect("id"))
+        .expect("pointer");
+    std::fs::write(
+        n.p1.join("autoboot.txt"),
+        "[all]\ntryboot_a_b=1\nboot_partition=2\n",
+    )
+    .expect("autoboot");
+}
+
+#[test]
+fn reinstall_drains_with_admin_credentials_and_points_the_card_at_recovery() {
+    let n = master();
+    with_stored_build(&n);
+    let mut kubelet = n.kubelet();
+    let up = Instant::now();
+    while !n.root.join("run/k8r-standin/kubelet.pid").exists()
+        && up.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = n
+        .k8r(&["reinstall", "--drain", "--no-reboot"])
+        .output()
+        .expect("reinstall");
+    let _ = kubelet.kill();
+    let _ = kubelet.wait();
+    assert!(out.status.success(), "{}", text(&out));
+    let name = n.read("etc/hostname").trim().to_owned();
+    let log = n.standin_log();
+    assert!(
+        log.contains(&format!(
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf cordon {name}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "drain {name} --ignore-daemonsets --delete-emptydir-data"
+        )),
+        "{log}"
+    );
+    let autoboot = std::fs::read_to_string(n.p1.join("autoboot.txt")).expect("autoboot");
+    assert_eq!(autoboot, "[all]\ntryboot_a_b=1\nboot_partition=1\n");
+    let install_log = std::fs::read_to_string(n.p1.join("k8r/install.log")).expect("log");
+    assert!(install_log.contains("reinstall requested"), "{install_log}");
+}
+
+#[test]
+fn reinstall_refuses_a_damaged_stored_build_and_changes_nothing() {
+    let n = Node::new("1.31.2", "");
+    with_stored_build(&n);
+    let xz = n.p1.join("k8r/images/b1/image.img.xz");
+    let mut bytes = std::fs::read(&xz).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&xz, bytes).expect("damage");
+    let out = n
+        .k8r(&["reinstall", "--no-reboot"])
+        .output()
+        .expect("reinstall");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("does not verify") && t.contains("image.img.xz"),
+        "{t}"
+    );
+    let autoboot = std::fs::read_to_string(n.p1.join("autoboot.txt")).expect("autoboot");
+    assert!(
+        autoboot.contains("boot_partition=2"),
+        "untouched: {autoboot}"
+    );
+}

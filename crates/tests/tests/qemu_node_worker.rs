@@ -6,7 +6,7 @@
 
 use k8r_qemu::Machine;
 use k8r_tests::http::Server;
-use k8r_tests::node::{config, node_card, ok, port, wait_bootstrap, wait_systemd, WAIT};
+use k8r_tests::node::{config, node_card, ok, port, wait_bootstrap, WAIT};
 use k8r_tests::{fixture, mirror_server, test_config, BASE_2604_SYSTEMD};
 
 const JOIN: &str = "kubeadm join 10.0.0.1:6443 --token k8rwrk.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -37,7 +37,6 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
     .expect("boot");
     vm.expect("K8R-RECOVERY: install verified", WAIT)
         .expect("installed");
-    wait_systemd(&mut vm).expect("systemd");
     let waited = vm
         .expect("is still Ready in the cluster", WAIT)
         .expect("stale node seen");
@@ -45,7 +44,7 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
     let done = wait_bootstrap(&mut vm).expect("bootstrap");
     assert!(done.contains("Joined"), "{done}");
 
-    let hostname = ok(&mut vm, "hostname").trim().to_owned();
+    let hostname = ok(&mut vm, "uname -n").trim().to_owned();
     let joins = ok(&mut vm, "grep '^kubeadm join' /var/log/k8r-standin.log");
     let expected = format!(
         "kubeadm join 10.0.0.1:6443 --token k8rwrk.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --node-name {hostname}"

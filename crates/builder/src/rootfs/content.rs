@@ -73,7 +73,9 @@ WantedBy=sysinit.target
 
 /// Runs `k8r bootstrap` once the network and containerd are up, and after cloud-init (which
 /// makes the first boot's SSH host keys the step keeps); it waits for the clock itself.
-/// Retried on failure, not after a deliberate refusal (exit 2).
+/// Retried on failure, not after a deliberate refusal (exit 2). `Type=exec`, not oneshot: a
+/// `kubeadm init` takes minutes on a Pi and must not hold up `multi-user.target` (a target
+/// waits for the oneshot units it wants).
 const BOOTSTRAP_UNIT: &str = "\
 [Unit]
 Description=k8r cluster step: kubeadm init on the first master, join on workers, upgrades
@@ -83,10 +85,9 @@ After=network-online.target k8r-setup.service containerd.service cloud-init.targ
 ConditionPathExists=/usr/lib/k8r/build-info
 
 [Service]
-Type=oneshot
+Type=exec
 RemainAfterExit=yes
 ExecStart=/usr/local/bin/k8r bootstrap
-TimeoutStartSec=infinity
 Restart=on-failure
 RestartSec=30
 RestartPreventExitStatus=2
