@@ -152,6 +152,32 @@ impl Node {
         out
     }
 
+    /// Waits until the stand-in API server answers `/readyz` (the kubelet stand-in is up).
+    fn wait_api(&self) {
+        let start = Instant::now();
+        loop {
+            let out = Command::new(self.root.join("usr/local/bin/kubectl"))
+                .args([
+                    "--kubeconfig",
+                    "/etc/kubernetes/admin.conf",
+                    "get",
+                    "--raw=/readyz",
+                ])
+                .env("K8R_STANDIN_ROOT", &self.root)
+                .output()
+                .expect("kubectl");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the API stand-in did not come up: {}",
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn kubelet(&self) -> Child {
         Command::new(self.root.join("usr/local/bin/kubelet"))
             .args(["--config", "/var/lib/kubelet/config.yaml"])
@@ -263,12 +289,7 @@ fn the_first_master_initialises_its_cluster() {
     // `k8r join-command` prints the stored command while its token is valid, a new one on ask
     // (with the control plane up: the kubelet runs it).
     let mut kubelet = n.kubelet();
-    let up = Instant::now();
-    while !n.root.join("run/k8r-standin/kubelet.pid").exists()
-        && up.elapsed() < Duration::from_secs(30)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    n.wait_api();
     let again = n.ok(&["join-command"]);
     assert_eq!(again.trim(), join.trim());
     let fresh = n.ok(&["join-command", "--new"]);
@@ -391,12 +412,7 @@ fn reinstall_drains_with_admin_credentials_and_points_the_card_at_recovery() {
     let n = master();
     with_stored_build(&n);
     let mut kubelet = n.kubelet();
-    let up = Instant::now();
-    while !n.root.join("run/k8r-standin/kubelet.pid").exists()
-        && up.elapsed() < Duration::from_secs(30)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    n.wait_api();
     let out = n
         .k8r(&["reinstall", "--drain", "--no-reboot"])
         .output()
