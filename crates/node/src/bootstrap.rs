@@ -75,6 +75,18 @@ pub enum Done {
     AlreadyJoined,
 }
 
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Initialised => f.write_str("initialised a new cluster"),
+            Done::Restored => f.write_str("the kept control plane is up"),
+            Done::Upgraded(to) => write!(f, "control plane upgraded to Kubernetes {to}"),
+            Done::Joined => f.write_str("joined the cluster"),
+            Done::AlreadyJoined => f.write_str("already in the cluster"),
+        }
+    }
+}
+
 /// Everything bootstrap works with.
 #[derive(Debug)]
 pub struct Ctx<'a> {

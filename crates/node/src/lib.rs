@@ -109,7 +109,7 @@ fn run(host: &Host, cli: &Cli) -> Result<()> {
                 node_name: &name,
                 waits,
             })?;
-            log::info!("bootstrap done: {done:?}");
+            log::info!("bootstrap done: {done}");
             Ok(())
         }
         Command::UpdateImage(args) => {

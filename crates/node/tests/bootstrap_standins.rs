@@ -234,7 +234,7 @@ fn master() -> Node {
     let out = n.bootstrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("bootstrap done: Initialised"),
+        text(&out).contains("bootstrap done: initialised a new cluster"),
         "{}",
         text(&out)
     );
@@ -307,7 +307,10 @@ fn a_master_after_a_reinstall_upgrades_one_minor() {
     let out = n.bootstrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("bootstrap done: Upgraded(\"1.32.1\")"), "{t}");
+    assert!(
+        t.contains("bootstrap done: control plane upgraded to Kubernetes 1.32.1"),
+        "{t}"
+    );
     assert!(!n.standin_log().contains("kubeadm init"), "no second init");
     assert!(n
         .standin_log()
@@ -353,7 +356,8 @@ fn a_worker_joins_and_waits_out_a_stale_node() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.contains("bootstrap done: Joined") && t.contains("still Ready in the cluster"),
+        t.contains("bootstrap done: joined the cluster")
+            && t.contains("still Ready in the cluster"),
         "{t}"
     );
     let name = n.read("etc/hostname").trim().to_owned();
@@ -369,7 +373,11 @@ fn a_worker_joins_and_waits_out_a_stale_node() {
     assert!(n.root.join("etc/kubernetes/kubelet.conf").exists());
     // Joined: the next boot's step has nothing to do.
     let again = n.bootstrap();
-    assert!(text(&again).contains("AlreadyJoined"), "{}", text(&again));
+    assert!(
+        text(&again).contains("bootstrap done: already in the cluster"),
+        "{}",
+        text(&again)
+    );
 }
 
 #[test]

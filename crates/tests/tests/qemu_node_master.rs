@@ -61,7 +61,7 @@ fn a_master_initialises_reinstalls_and_upgrades() {
     vm.expect("K8R-RECOVERY: install verified", WAIT)
         .expect("installed");
     let done = wait_bootstrap(&mut vm).expect("bootstrap");
-    assert!(done.contains("Initialised"), "{done}");
+    assert!(done.contains("initialised a new cluster"), "{done}");
     let hostname = ok(&mut vm, "uname -n").trim().to_owned();
     assert!(
         hostname.starts_with("k8r-") && hostname.len() == 12,
@@ -135,7 +135,7 @@ fn a_master_initialises_reinstalls_and_upgrades() {
     vm.expect("K8R-RECOVERY: install verified", WAIT)
         .expect("reinstalled");
     let done = wait_bootstrap(&mut vm).expect("bootstrap");
-    assert!(done.contains("Restored"), "{done}");
+    assert!(done.contains("the kept control plane is up"), "{done}");
     assert_eq!(
         identity(&mut vm),
         before,
@@ -178,7 +178,10 @@ fn a_master_initialises_reinstalls_and_upgrades() {
     vm.expect("K8R-RECOVERY: install verified", WAIT)
         .expect("installed the new build");
     let done = wait_bootstrap(&mut vm).expect("bootstrap");
-    assert!(done.contains("Upgraded(\"1.32.1\")"), "{done}");
+    assert!(
+        done.contains("control plane upgraded to Kubernetes 1.32.1"),
+        "{done}"
+    );
     let image = ok(
         &mut vm,
         "grep 'image:' /etc/kubernetes/manifests/kube-apiserver.yaml",

@@ -42,7 +42,7 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
         .expect("stale node seen");
     assert!(waited.contains("attempt 1"), "{waited}");
     let done = wait_bootstrap(&mut vm).expect("bootstrap");
-    assert!(done.contains("Joined"), "{done}");
+    assert!(done.contains("joined the cluster"), "{done}");
 
     let hostname = ok(&mut vm, "uname -n").trim().to_owned();
     let joins = ok(&mut vm, "grep '^kubeadm join' /var/log/k8r-standin.log");
