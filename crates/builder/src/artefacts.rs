@@ -75,12 +75,15 @@ pub fn compress_xz(
 }
 
 /// Writes a reproducible tar of the tree under `dir` (sorted, owner root, fixed mtime,
-/// 0644 files, 0755 directories) and compresses it to `output` as xz.
+/// 0644 files, 0755 directories) and compresses it to `output` as xz with `threads` encoder
+/// threads (the output does not depend on them), calling `progress` with the tar bytes read.
 pub fn boot_tar_xz(
     dir: &Path,
     output: &Path,
     epoch: u64,
     preset: u32,
+    threads: u32,
+    progress: &dyn Fn(u64, u64),
 ) -> Result<Digests, ImageError> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Deterministic);
@@ -111,7 +114,8 @@ pub fn boot_tar_xz(
     let bytes = tar.into_inner().map_err(io_err(output))?;
     let tar_path = output.with_extension("");
     std::fs::write(&tar_path, &bytes).map_err(io_err(&tar_path))?;
-    let digests = compress_xz(&tar_path, output, preset, 1, &|_| {});
+    let total = bytes.len() as u64;
+    let digests = compress_xz(&tar_path, output, preset, threads, &|n| progress(n, total));
     let _ = std::fs::remove_file(&tar_path);
     digests
 }
@@ -310,8 +314,8 @@ mod tests {
         std::fs::write(tree.join("current/vmlinuz"), "k").expect("w");
         let a = dir.path().join("a.tar.xz");
         let b = dir.path().join("b.tar.xz");
-        let da = boot_tar_xz(&tree, &a, 1000, 6).expect("a");
-        let db = boot_tar_xz(&tree, &b, 1000, 6).expect("b");
+        let da = boot_tar_xz(&tree, &a, 1000, 6, 1, &|_, _| {}).expect("a");
+        let db = boot_tar_xz(&tree, &b, 1000, 6, 2, &|_, _| {}).expect("b");
         assert_eq!(da, db);
         assert!(std::fs::read(&a).expect("a") == std::fs::read(&b).expect("b"));
         let list = crate::process::run(std::process::Command::new("tar").arg("-tvJf").arg(&a))

@@ -79,6 +79,10 @@ pub struct AssembleArgs {
     /// Worker threads for compression and hashing (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Treat the configuration's warnings (an unknown key such as a misspelt K8S_VERSON, …)
+    /// as errors: nothing is built.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `inject` options.
@@ -139,7 +143,18 @@ fn program_path(
 }
 
 fn run_assemble(args: &AssembleArgs) -> Result<()> {
-    let cfg = config::load_and_warn(&args.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let cfg = config::load(&args.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let warnings: Vec<String> = cfg.warnings().iter().map(ToString::to_string).collect();
+    if args.strict && !warnings.is_empty() {
+        bail!(
+            "--strict, and the configuration has {} warning(s):\n  {}",
+            warnings.len(),
+            warnings.join("\n  ")
+        );
+    }
+    for w in &warnings {
+        log::warn!("{w}");
+    }
     let inputs = BuildInputs::from_config(&cfg, args.base_image.as_deref())?;
     if !inputs.base_image.exists() {
         bail!(
@@ -205,5 +220,9 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
         println!("note: {note}");
     }
     println!("time per step:\n{}", report.timings.table());
+    // Said again at the end: the first time scrolled away above the build's progress.
+    for w in &warnings {
+        println!("warning: {w}");
+    }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod inject;
 pub mod inspect;
 pub mod logging;
 pub mod process;
+pub mod progress;
 pub mod recovery;
 pub mod rootfs;
 pub mod timing;

@@ -6,7 +6,7 @@ fn main() {
     let cli = k8r_builder::cli::Cli::parse();
     k8r_builder::logging::init(cli.verbose);
     if let Err(e) = k8r_builder::cli::run(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", k8r_builder::logging::error_chain(&e));
         std::process::exit(1);
     }
 }

@@ -1,6 +1,7 @@
 //! The optional `password_hash` file: one SHA-512 crypt hash (`$6$[rounds=N$]salt$hash`) for
 //! the login user. The file may hold a plaintext password by mistake, so errors never show its
-//! content: only its length and first three characters.
+//! content: only its length, and for a hash its type prefix (`$1$`, `$y$`), which is no
+//! secret.
 
 use std::path::Path;
 
@@ -14,14 +15,20 @@ fn crypt_alphabet(s: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
 }
 
-/// What the content looks like, without revealing it.
+/// What the content looks like, without revealing it: its length, and the first three
+/// characters only when they are a hash's type prefix (`$`…), never the start of what may be
+/// a password.
 fn describe(content: &str) -> String {
-    let first: String = content.chars().take(3).collect();
-    format!(
-        "found {} characters starting with \"{}\"",
-        content.chars().count(),
-        first.escape_default()
-    )
+    let count = content.chars().count();
+    if content.starts_with('$') {
+        let first: String = content.chars().take(3).collect();
+        format!(
+            "found {count} characters starting with \"{}\"",
+            first.escape_default()
+        )
+    } else {
+        format!("found {count} characters, not shown")
+    }
 }
 
 /// Why `line` is not a SHA-512 crypt hash, if it is not.
@@ -128,7 +135,7 @@ mod tests {
             (
                 "hunter2-secret\n".to_string(),
                 "plain password",
-                "found 14 characters starting with \"hun\"",
+                "found 14 characters, not shown",
             ),
             (String::new(), "the file is empty", ""),
             ("$1$abc$defghijk".into(), "MD5", "starting with \"$1$\""),
@@ -157,7 +164,9 @@ mod tests {
             assert!(message.contains(why), "{why}: {message}");
             assert!(message.contains(shown), "{shown}: {message}");
             assert!(message.contains("openssl passwd -6"), "{message}");
-            if text.len() > 3 {
+            if !text.starts_with('$') && text.len() >= 3 {
+                assert!(!message.contains(&text[..3]), "echoed: {message}");
+            } else if text.len() > 3 {
                 assert!(
                     !message.contains(&text.trim_end()[3..]),
                     "echoed: {message}"

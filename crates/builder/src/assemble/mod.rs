@@ -10,6 +10,7 @@
 mod card_image;
 mod inputs;
 mod manifest;
+pub mod outdir;
 mod recovery_part;
 mod root;
 
@@ -22,6 +23,7 @@ use crate::artefacts;
 use crate::base::{self, BaseImage};
 use crate::fetch::{Artifact, Fetched, Fetcher};
 use crate::image::{io_err, ImageError, MIB};
+use crate::progress::Progress;
 use crate::timing::Timings;
 
 /// Output file names (the seed's, plus the manifest and checksums).
@@ -114,6 +116,9 @@ pub enum AssembleError {
     /// Downloads.
     #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
+    /// The output directory is busy, not writable or too small.
+    #[error(transparent)]
+    OutDir(#[from] outdir::OutDirError),
     /// Anything else, said plainly.
     #[error("{0}")]
     Other(String),
@@ -128,16 +133,41 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     let mut t = Timings::default();
     let mut notes = Vec::new();
     let out = &opts.out_dir;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let work = out.join(".k8r-build");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+    let lock = outdir::OutDirLock::acquire(out)?;
     let epoch = opts.epoch;
 
-    // 1. Base image.
+    // 1. Base image (read only), node artefacts and programs: nothing is written to `out`
+    // until they are all there and the space for the build is known to be free.
+    let base = BaseImage::open(&opts.inputs.base_image)?;
+    let fetched = t.step("fetch node artefacts", || {
+        opts.fetcher.fetch_all(&opts.inputs.artifacts)
+    })?;
+    let installer = read_program(
+        &opts.installer,
+        "recovery installer",
+        "k8r-installer",
+        "installer",
+    )?;
+    let agent = read_program(&opts.agent, "node agent", "k8r-node", "agent")?;
+    let busybox = match &opts.busybox {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| other(format!("cannot read busybox {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let added = fetched.iter().map(|f| f.size).sum::<u64>()
+        + [&installer, &agent]
+            .iter()
+            .map(|p| p.len() as u64)
+            .sum::<u64>()
+        + busybox.as_ref().map_or(0, |b| b.len() as u64);
+    outdir::check_space(out, outdir::space_needed(allocated(&base.path)?, added))?;
+    let staging = outdir::Staging::create(out, &lock)?;
+    let work = staging.path();
+
     let base_boot = work.join("base-boot");
-    let (base, choice, shape, release, base_sha) = t.step("read base image", || {
-        let base = BaseImage::open(&opts.inputs.base_image)?;
+    let (choice, shape, release, base_sha) = t.step("read base image", || {
         base.extract_boot(&base_boot)?;
         let (choice, shape) = base::boot_choice(&base.path, &base_boot)?;
         let kernel =
@@ -148,7 +178,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             reason,
         })?;
         let base_sha = sha256_file(&base.path).map_err(io_err(&base.path))?;
-        Ok::<_, AssembleError>((base, choice, shape, release, base_sha))
+        Ok::<_, AssembleError>((choice, shape, release, base_sha))
     })?;
     log::info!(
         "base: {} layout, kernel {} ({release}), boot partition {}, root partition {}",
@@ -157,30 +187,6 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         base.boot.0,
         base.root.0
     );
-
-    // 2. Node artefacts.
-    let fetched = t.step("fetch node artefacts", || {
-        opts.fetcher.fetch_all(&opts.inputs.artifacts)
-    })?;
-    let installer = std::fs::read(&opts.installer).map_err(|e| {
-        other(format!(
-            "cannot read the recovery installer {}: {e} (build it with `cargo build --release -p k8r-installer --target aarch64-unknown-linux-musl`, or pass --installer)",
-            opts.installer.display()
-        ))
-    })?;
-    let busybox = match &opts.busybox {
-        Some(p) => Some(
-            std::fs::read(p)
-                .map_err(|e| other(format!("cannot read busybox {}: {e}", p.display())))?,
-        ),
-        None => None,
-    };
-    let agent = std::fs::read(&opts.agent).map_err(|e| {
-        other(format!(
-            "cannot read the node agent {}: {e} (build it with `cargo build --release -p k8r-node --target aarch64-unknown-linux-musl`, or pass --agent)",
-            opts.agent.display()
-        ))
-    })?;
     let build_id = build_id(
         epoch,
         &opts.inputs,
@@ -224,13 +230,35 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
 
     // 6. Artefacts.
     let boot_txz = work.join(BOOT_TXZ);
+    let threads = u32::try_from(opts.threads).unwrap_or(1);
     let boot_digests = t.step("boot.tar.xz", || {
-        artefacts::boot_tar_xz(&boot_dir, &boot_txz, epoch, opts.xz_preset)
+        let progress = std::cell::OnceCell::new();
+        let digests = artefacts::boot_tar_xz(
+            &boot_dir,
+            &boot_txz,
+            epoch,
+            opts.xz_preset,
+            threads,
+            &|n, total| {
+                progress
+                    .get_or_init(|| Progress::bytes(BOOT_TXZ, total))
+                    .set(n)
+            },
+        )?;
+        if let Some(p) = progress.get() {
+            p.finish();
+        }
+        Ok::<_, AssembleError>(digests)
     })?;
     let root_xz = work.join(ROOT_XZ);
-    let threads = u32::try_from(opts.threads).unwrap_or(1);
     let root_digests = t.step("image.img.xz", || {
-        artefacts::compress_xz(&root, &root_xz, opts.xz_preset, threads, &|_| {})
+        let size = std::fs::metadata(&root).map_err(io_err(&root))?.len();
+        let progress = Progress::bytes(ROOT_XZ, size);
+        let digests = artefacts::compress_xz(&root, &root_xz, opts.xz_preset, threads, &|n| {
+            progress.set(n);
+        })?;
+        progress.finish();
+        Ok::<_, AssembleError>(digests)
     })?;
 
     // 7. Manifest.
@@ -293,6 +321,14 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             sums.push_str(&format!("{digest}  {name}\n"));
         }
         std::fs::write(work.join(SUMS), sums).map_err(io_err(work.join(SUMS)))?;
+        // The old SHA256SUMS goes first and the new one comes last: a move cut short leaves
+        // no checksums that could vouch for a mix of two builds.
+        match std::fs::remove_file(out.join(SUMS)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(out.join(SUMS))(e).into())
+            }
+            _ => {}
+        }
         let mut outputs = Vec::new();
         for name in [CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE, SUMS] {
             let dest = out.join(name);
@@ -301,7 +337,8 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         }
         Ok::<_, AssembleError>(outputs)
     })?;
-    let _ = std::fs::remove_dir_all(&work);
+    staging.keep();
+    drop(lock);
     Ok(Report {
         build_id,
         manifest,
@@ -351,6 +388,29 @@ pub fn disk_id(build_id: &str) -> u32 {
     } else {
         id
     }
+}
+
+/// Reads one of the static programs the card carries.
+fn read_program(
+    path: &Path,
+    what: &str,
+    package: &str,
+    flag: &str,
+) -> Result<Vec<u8>, AssembleError> {
+    std::fs::read(path).map_err(|e| {
+        other(format!(
+            "cannot read the {what} {}: {e} (build it with `cargo build --release -p {package} \
+             --target aarch64-unknown-linux-musl`, or pass --{flag})",
+            path.display()
+        ))
+    })
+}
+
+/// Bytes a file really occupies on its filesystem (sparse files count their data only).
+fn allocated(path: &Path) -> Result<u64, AssembleError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    Ok(meta.blocks().saturating_mul(512).min(meta.len()))
 }
 
 fn dir_size(dir: &Path) -> Result<u64, AssembleError> {
