@@ -58,6 +58,26 @@ pub fn fat_partition(card: &Path, number: u8) -> Result<FatImage, ImageError> {
     })
 }
 
+/// The host `k8r-builder` program (a debug build, made by `cargo xtask test`).
+pub fn builder_bin() -> PathBuf {
+    let path = target_dir().join("debug/k8r-builder");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test` (or `cargo build -p k8r-builder`)",
+        path.display()
+    );
+    path
+}
+
+/// `k8r-builder ARGS` run in `dir` with the tests' fixed build time.
+pub fn builder_command(args: &[&str], dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(builder_bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string());
+    cmd
+}
+
 /// The static aarch64 recovery installer, built by `cargo xtask test` (and `demo`).
 pub fn installer() -> PathBuf {
     let path = target_dir().join("aarch64-unknown-linux-musl/release/k8r-installer");

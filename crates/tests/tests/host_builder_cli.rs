@@ -8,25 +8,12 @@ use std::process::{Command, Output};
 
 use k8r_builder::image::card::extract_partition;
 use k8r_tests::{
-    assemble_card, build_with, fat_partition, fixture, installer, mirror, mirror_server, scratch,
-    test_config, BASE_2404, TEST_EPOCH,
+    assemble_card, build_with, builder_bin, builder_command, fat_partition, fixture, installer,
+    mirror, mirror_server, scratch, test_config, BASE_2404, TEST_EPOCH,
 };
 
-fn builder_bin() -> PathBuf {
-    let path = k8r_qemu::assets::target_dir().join("debug/k8r-builder");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask test` (or `cargo build -p k8r-builder`)",
-        path.display()
-    );
-    path
-}
-
 fn run_builder(args: &[&str], dir: &Path) -> Output {
-    Command::new(builder_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string())
+    builder_command(args, dir)
         .output()
         .expect("run k8r-builder")
 }
