@@ -3,7 +3,7 @@
 //! says; `inspect`; and a whole build as an unprivileged user.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use k8r_builder::image::card::extract_partition;
