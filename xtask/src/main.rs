@@ -1,6 +1,7 @@
 //! `cargo xtask setup|fixtures|test|demo`: everything a newcomer runs, in one place.
 
 mod apt;
+mod build_image;
 mod demo;
 mod fixtures;
 mod kernel;
@@ -38,6 +39,16 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Build a card for real use, in one command: builds the static recovery installer and
+    /// node agent (aarch64-musl) and k8r-builder, all release, then runs
+    /// `k8r-builder assemble` with every argument given, e.g.
+    /// `cargo xtask build-image --config variables.cfg --out images`.
+    /// See `k8r-builder assemble --help` for the arguments.
+    BuildImage {
+        /// Arguments for `k8r-builder assemble`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the story so far: boot the fixture card through the QEMU harness and show its
     /// console.
     Demo,
@@ -61,6 +72,7 @@ fn run(task: Task) -> Result<()> {
         }
         Task::Test { cargo_args } => test::run(&cargo_args),
         Task::Demo => demo::run(),
+        Task::BuildImage { args } => build_image::run(&args),
     }
 }
 
