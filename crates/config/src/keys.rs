@@ -21,9 +21,9 @@ pub const DEFAULT_RUNC_VERSION: Version = Version::new(1, 3, 0);
 /// CNI plugins release used when `CNI_PLUGINS_VERSION` is absent.
 pub const DEFAULT_CNI_PLUGINS_VERSION: Version = Version::new(1, 7, 1);
 /// The cri-tools (crictl) release used when `CRICTL_VERSION` is absent: `1.<minor>.0` for
-/// Kubernetes `1.<minor>.<patch>`. cri-tools releases one minor per Kubernetes minor, and its
-/// `.0` exists for every minor k8r supports (kubernetes-node.md §1.1, CRICTL); a fixed default
-/// would not follow `K8S_VERSION`.
+/// Kubernetes `1.<minor>.<patch>`. cri-tools releases one minor per Kubernetes minor, each
+/// starting with its `.0` (kubernetes-sigs/cri-tools releases); a fixed default would not
+/// follow `K8S_VERSION` and ask for a crictl of another minor.
 pub const fn default_crictl_version(k8s: Version) -> Version {
     Version::new(1, k8s.minor, 0)
 }
