@@ -155,7 +155,7 @@ impl Fetcher {
             Some(l) => lock_io::read(&l.path)?,
             None => (Lock::default(), None),
         };
-        self.refuse_unlocked(&lock, artifacts)?;
+        self.refuse_unlocked(&lock, old_text.is_some(), artifacts)?;
         let locked = |a: &Artifact| {
             let path = self.lock.as_ref()?.path.as_path();
             Some(Locked {
@@ -222,16 +222,29 @@ impl Fetcher {
     /// other version, other URL). Nothing is downloaded.
     pub fn check_locked(&self, artifacts: &[Artifact]) -> Result<(), FetchError> {
         match &self.lock {
-            Some(l) if l.locked => self.refuse_unlocked(&lock_io::read(&l.path)?.0, artifacts),
+            Some(l) if l.locked => {
+                let (lock, text) = lock_io::read(&l.path)?;
+                self.refuse_unlocked(&lock, text.is_some(), artifacts)
+            }
             _ => Ok(()),
         }
     }
 
     /// [`check_locked`](Self::check_locked) with the lock read.
-    fn refuse_unlocked(&self, lock: &Lock, artifacts: &[Artifact]) -> Result<(), FetchError> {
+    fn refuse_unlocked(
+        &self,
+        lock: &Lock,
+        exists: bool,
+        artifacts: &[Artifact],
+    ) -> Result<(), FetchError> {
         let Some(l) = self.lock.as_ref().filter(|l| l.locked) else {
             return Ok(());
         };
+        if !exists {
+            return Err(FetchError::NoLockFile {
+                lock_path: l.path.clone(),
+            });
+        }
         let problems = lock.locked_problems(artifacts);
         if problems.is_empty() {
             Ok(())

@@ -122,6 +122,16 @@ pub enum FetchError {
         /// One line per artefact.
         problems: Vec<String>,
     },
+    /// `--locked`, and there is no lock file.
+    #[error(
+        "--locked: there is no lock file {}; nothing was downloaded. Build once without \
+         --locked to write it, check it, and commit it",
+        lock_path.display()
+    )]
+    NoLockFile {
+        /// Where it was looked for.
+        lock_path: PathBuf,
+    },
     /// The lock file cannot be used.
     #[error(
         "lock file {}: {source}; fix it, or delete it to record every digest anew",

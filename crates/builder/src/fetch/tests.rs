@@ -450,15 +450,45 @@ fn locked_refuses_before_any_request_listing_every_gap() {
     let (server, artifacts) = upstream();
     let dir = tempfile::tempdir().unwrap();
     let lock_path = dir.path().join("variables.lock");
-    let err = Fetcher::new(dir.path().join("cache"))
-        .lock_file(lock_path.clone(), true)
-        .fetch_all(&artifacts)
-        .unwrap_err();
+    let locked = Fetcher::new(dir.path().join("cache")).lock_file(lock_path.clone(), true);
+    let err = locked.fetch_all(&artifacts).unwrap_err();
+    assert!(matches!(err, FetchError::NoLockFile { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("no lock file") && message.contains(&lock_path.display().to_string()),
+        "{message}"
+    );
+
+    // A lock for another crictl and without the CNI manifest.
+    let mut other = artifacts.clone();
+    other.retain(|a| a.name != CNI_MANIFEST);
+    for a in &mut other {
+        if a.name == "crictl" {
+            a.version = "1.31.0".into();
+        }
+    }
+    let lock = Lock::new(
+        other
+            .iter()
+            .map(|a| LockEntry::for_artifact(a, Sha256Digest::of(&body_of(a)))),
+    );
+    fs::write(&lock_path, lock.render()).unwrap();
+    let err = locked.fetch_all(&artifacts).unwrap_err();
     let FetchError::Locked { problems, .. } = &err else {
         panic!("unexpected {err:?}");
     };
-    assert_eq!(problems.len(), artifacts.len(), "{problems:?}");
+    assert_eq!(
+        problems,
+        &[
+            "crictl 1.31.1 (the lock has version 1.31.0)",
+            "calico.yaml 3.30.3 (not in the lock)"
+        ]
+    );
     assert!(err.to_string().contains("--locked"), "{err}");
+    assert_eq!(
+        locked.check_locked(&artifacts).unwrap_err().to_string(),
+        err.to_string()
+    );
     assert_eq!(server.total_hits(), 0);
     assert!(!dir.path().join("cache").exists());
 }
