@@ -155,7 +155,6 @@ fn assemble(dir: &Path, config: &str, out: &str) -> Result<()> {
             out,
             "--cache-dir",
             "cache",
-            "--trust-unpinned-manifest",
             "--xz-preset",
             "1",
             "--installer",

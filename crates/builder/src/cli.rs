@@ -69,9 +69,14 @@ pub struct AssembleArgs {
     /// Use only the download cache; list what is missing instead of downloading.
     #[arg(long)]
     pub offline: bool,
-    /// Accept a CNI manifest version whose SHA-256 k8r does not pin (upstream publishes no
-    /// digest); the digest seen is recorded and checked on later builds.
+    /// Refuse to build (before downloading anything) unless the lock file beside the
+    /// configuration (variables.cfg → variables.lock) vouches for every download, with the
+    /// same version and URL. Without it the lock file is created or updated.
     #[arg(long)]
+    pub locked: bool,
+    /// No longer needed, accepted and ignored: a download with no published digest (the CNI
+    /// manifest) is recorded in the lock file on first use and checked on later builds.
+    #[arg(long, hide = true)]
     pub trust_unpinned_manifest: bool,
     /// xz preset for image.img.xz: 0 (fast, larger) to 9; 6 is xz's default.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
@@ -169,8 +174,9 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
     };
     let fetcher = Fetcher::new(cache)
         .offline(args.offline)
-        .trust_unpinned(args.trust_unpinned_manifest)
+        .lock_file(fetch::lock_path_for(&args.config), args.locked)
         .progress(true);
+    fetcher.check_locked(&inputs.artifacts)?;
     if args.offline {
         fetcher.check_offline(&inputs.artifacts)?;
     }

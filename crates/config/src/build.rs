@@ -10,7 +10,7 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning};
 use super::join::join_string;
 use super::keys;
 use super::render::{quote_cfg, quote_toml};
-use super::types::{Cni, Components, Mirrors};
+use super::types::{Cni, Components, Defaulted, Mirrors};
 use super::validate::{self, CniKind, Hint, Problem};
 use super::BuildConfig;
 
@@ -197,6 +197,7 @@ pub(crate) fn build(
     match config {
         Ok(mut config) if errors.is_empty() => {
             config.warnings = warnings;
+            config.source = file.to_path_buf();
             Ok(config)
         }
         _ => {
@@ -231,13 +232,25 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
     let github_url = ctx.optional("GITHUB_URL", validate::mirror_url);
     let github_raw_url = ctx.optional("GITHUB_RAW_URL", validate::mirror_url);
 
-    let cni = match cni_kind?.unwrap_or(CniKind::Calico) {
-        CniKind::Calico => Cni::Calico {
-            version: calico?.unwrap_or(keys::DEFAULT_CALICO_VERSION),
-        },
-        CniKind::Flannel => Cni::Flannel {
-            version: flannel?.unwrap_or(keys::DEFAULT_FLANNEL_VERSION),
-        },
+    let (containerd, runc, cni_plugins, crictl) = (containerd?, runc?, cni_plugins?, crictl?);
+    let (cni, cni_defaulted) = match cni_kind?.unwrap_or(CniKind::Calico) {
+        CniKind::Calico => {
+            let given = calico?;
+            let version = given.unwrap_or(keys::DEFAULT_CALICO_VERSION);
+            (Cni::Calico { version }, given.is_none())
+        }
+        CniKind::Flannel => {
+            let given = flannel?;
+            let version = given.unwrap_or(keys::DEFAULT_FLANNEL_VERSION);
+            (Cni::Flannel { version }, given.is_none())
+        }
+    };
+    let defaulted = Defaulted {
+        containerd: containerd.is_none(),
+        runc: runc.is_none(),
+        cni_plugins: cni_plugins.is_none(),
+        crictl: crictl.is_none(),
+        cni: cni_defaulted,
     };
     let (network, prefix) = match cidr? {
         Some(c) => c,
@@ -284,9 +297,10 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
         );
     }
 
+    let k8s_version = k8s_version?;
     Ok(BuildConfig {
         image: image?,
-        k8s_version: k8s_version?,
+        k8s_version,
         arch: arch?.unwrap_or(super::types::Arch::Arm64),
         control_plane_endpoint: endpoint,
         join,
@@ -299,10 +313,11 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
         node_name: node_name?,
         root_size: root_size?,
         components: Components {
-            containerd: containerd?.unwrap_or(keys::DEFAULT_CONTAINERD_VERSION),
-            runc: runc?.unwrap_or(keys::DEFAULT_RUNC_VERSION),
-            cni_plugins: cni_plugins?.unwrap_or(keys::DEFAULT_CNI_PLUGINS_VERSION),
-            crictl: crictl?.unwrap_or(keys::DEFAULT_CRICTL_VERSION),
+            containerd: containerd.unwrap_or(keys::DEFAULT_CONTAINERD_VERSION),
+            runc: runc.unwrap_or(keys::DEFAULT_RUNC_VERSION),
+            cni_plugins: cni_plugins.unwrap_or(keys::DEFAULT_CNI_PLUGINS_VERSION),
+            crictl: crictl.unwrap_or(keys::default_crictl_version(k8s_version)),
+            defaulted,
         },
         mirrors: Mirrors {
             k8s_release_url: k8s_release_url?
@@ -313,6 +328,7 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
         },
         password_hash: None,
         warnings: Vec::new(),
+        source: PathBuf::new(),
     })
 }
 

@@ -20,8 +20,16 @@ pub const DEFAULT_CONTAINERD_VERSION: Version = Version::new(2, 1, 4);
 pub const DEFAULT_RUNC_VERSION: Version = Version::new(1, 3, 0);
 /// CNI plugins release used when `CNI_PLUGINS_VERSION` is absent.
 pub const DEFAULT_CNI_PLUGINS_VERSION: Version = Version::new(1, 7, 1);
-/// cri-tools (crictl) release used when `CRICTL_VERSION` is absent.
-pub const DEFAULT_CRICTL_VERSION: Version = Version::new(1, 33, 0);
+/// The cri-tools (crictl) release used when `CRICTL_VERSION` is absent: `1.<minor>.0` for
+/// Kubernetes `1.<minor>.<patch>`. cri-tools releases one minor per Kubernetes minor, each
+/// starting with its `.0` (kubernetes-sigs/cri-tools releases); a fixed default would not
+/// follow `K8S_VERSION` and ask for a crictl of another minor.
+pub const fn default_crictl_version(k8s: Version) -> Version {
+    Version::new(1, k8s.minor, 0)
+}
+/// [`KeyDoc::default`] of `CRICTL_VERSION`, the rule [`default_crictl_version`] applies.
+pub const CRICTL_DEFAULT_DOC: &str =
+    "1.MINOR.0, MINOR being the minor of K8S_VERSION (1.33.4: 1.33.0)";
 /// Default `HOSTNAME_PREFIX`.
 pub const DEFAULT_HOSTNAME_PREFIX: &str = "k8r";
 /// Default `K8S_RELEASE_URL`.
@@ -188,10 +196,10 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         name: "CRICTL_VERSION",
         required: false,
-        default: "1.33.0",
+        default: CRICTL_DEFAULT_DOC,
         example: "1.33.0",
-        doc: "cri-tools (crictl) release. cri-tools follows the Kubernetes minor version: \
-              pick the 1.MINOR release matching K8S_VERSION.",
+        doc: "cri-tools (crictl) release. cri-tools follows the Kubernetes minor version, and \
+              so does the default: set it only to pick a later patch release of the same minor.",
     },
     KeyDoc {
         name: "K8S_RELEASE_URL",

@@ -30,7 +30,8 @@ pub use keys::{KeyDoc, KEYS};
 pub use node::RawSettings;
 pub use password::parse_password_hash;
 pub use types::{
-    Arch, Cni, Components, Endpoint, ImageUrl, JoinString, Mirrors, Size, UrlForm, Version,
+    Arch, Cni, Components, Defaulted, Endpoint, ImageUrl, JoinString, Mirrors, Size, UrlForm,
+    Version,
 };
 
 /// Name of the optional password file, looked up beside the configuration file.
@@ -70,6 +71,8 @@ pub struct BuildConfig {
     /// The `password_hash` file's hash (set by [`load`]).
     pub password_hash: Option<String>,
     warnings: Vec<ConfigWarning>,
+    /// The file the settings were read from (for messages; not compared).
+    source: PathBuf,
 }
 
 /// Equality of the settings; warnings (diagnostics about the source text) are not compared.
@@ -92,6 +95,7 @@ impl PartialEq for BuildConfig {
             mirrors,
             password_hash,
             warnings: _,
+            source: _,
         } = self;
         *image == other.image
             && *k8s_version == other.k8s_version
@@ -117,6 +121,11 @@ impl BuildConfig {
     /// Questionable settings that did not stop the build (unknown keys, ...).
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
+    }
+
+    /// The configuration file these settings were read from, as given.
+    pub fn source_file(&self) -> &Path {
+        &self.source
     }
 
     /// True when this image bootstraps the first master (no join command).

@@ -46,9 +46,21 @@ fn minimal_config_gets_every_default() {
             containerd: Version::new(2, 1, 4),
             runc: Version::new(1, 3, 0),
             cni_plugins: Version::new(1, 7, 1),
-            crictl: Version::new(1, 33, 0),
+            crictl: Version::new(1, 31, 0),
+            defaulted: Defaulted::default(),
         }
     );
+    assert_eq!(
+        c.components.defaulted,
+        Defaulted {
+            containerd: true,
+            runc: true,
+            cni_plugins: true,
+            crictl: true,
+            cni: true,
+        }
+    );
+    assert_eq!(c.source_file(), Path::new("variables.cfg"));
     assert_eq!(c.mirrors.k8s_release_url, "https://dl.k8s.io/release");
     assert_eq!(c.mirrors.github_url, "https://github.com");
     assert_eq!(
@@ -57,6 +69,31 @@ fn minimal_config_gets_every_default() {
     );
     assert_eq!(c.password_hash, None);
     assert!(c.warnings().is_empty());
+}
+
+#[test]
+fn crictl_default_follows_the_kubernetes_minor_and_is_marked_as_default() {
+    for (k8s, crictl) in [
+        ("1.31.2", "1.31.0"),
+        ("1.32.7", "1.32.0"),
+        ("1.33.4", "1.33.0"),
+    ] {
+        let c = cfg(&format!("IMAGE=\"base.img\"\nK8S_VERSION=\"{k8s}\"\n")).unwrap();
+        assert_eq!(c.components.crictl.to_string(), crictl, "{k8s}");
+        assert!(c.components.defaulted.crictl);
+    }
+    let c = cfg(&format!(
+        "{MINIMAL}CRICTL_VERSION=\"1.31.1\"\nCALICO_VERSION=\"3.30.3\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.components.crictl, Version::new(1, 31, 1));
+    let d = c.components.defaulted;
+    assert!(!d.crictl && !d.cni && d.containerd && d.runc && d.cni_plugins);
+    // Provenance is not a setting: the rendered file (every key written) parses to an equal
+    // configuration.
+    let again = cfg(&cfg(MINIMAL).unwrap().render_cfg()).unwrap();
+    assert_eq!(again, cfg(MINIMAL).unwrap());
+    assert!(!again.components.defaulted.crictl);
 }
 
 #[test]
@@ -85,7 +122,7 @@ fn key_docs_state_the_defaults_in_use() {
             "CNI_PLUGINS_VERSION",
             keys::DEFAULT_CNI_PLUGINS_VERSION.to_string(),
         ),
-        ("CRICTL_VERSION", keys::DEFAULT_CRICTL_VERSION.to_string()),
+        ("CRICTL_VERSION", keys::CRICTL_DEFAULT_DOC.to_string()),
         ("HOSTNAME_PREFIX", keys::DEFAULT_HOSTNAME_PREFIX.to_string()),
         ("K8S_RELEASE_URL", keys::DEFAULT_K8S_RELEASE_URL.to_string()),
         ("GITHUB_URL", keys::DEFAULT_GITHUB_URL.to_string()),

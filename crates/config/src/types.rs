@@ -203,7 +203,10 @@ pub struct Mirrors {
 }
 
 /// Versions of the node's container runtime pieces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Equality and hashing compare the versions only: [`Components::defaulted`] says where they
+/// came from, which is not a setting (a rendered configuration writes every version out).
+#[derive(Debug, Clone, Copy)]
 pub struct Components {
     /// `CONTAINERD_VERSION`.
     pub containerd: Version,
@@ -213,4 +216,43 @@ pub struct Components {
     pub cni_plugins: Version,
     /// `CRICTL_VERSION`.
     pub crictl: Version,
+    /// Which of these versions (and the CNI's) were not set, so their default applied.
+    pub defaulted: Defaulted,
+}
+
+impl Components {
+    /// The versions as a tuple (what equality compares).
+    fn versions(&self) -> (Version, Version, Version, Version) {
+        (self.containerd, self.runc, self.cni_plugins, self.crictl)
+    }
+}
+
+impl PartialEq for Components {
+    fn eq(&self, other: &Self) -> bool {
+        self.versions() == other.versions()
+    }
+}
+
+impl Eq for Components {}
+
+impl std::hash::Hash for Components {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.versions().hash(state);
+    }
+}
+
+/// For each component version: `true` when its key was absent (or empty) and k8r's default
+/// was used. Error messages say so: a default that does not exist upstream needs the key set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Defaulted {
+    /// `CONTAINERD_VERSION`.
+    pub containerd: bool,
+    /// `RUNC_VERSION`.
+    pub runc: bool,
+    /// `CNI_PLUGINS_VERSION`.
+    pub cni_plugins: bool,
+    /// `CRICTL_VERSION` (its default follows `K8S_VERSION`).
+    pub crictl: bool,
+    /// `CALICO_VERSION` or `FLANNEL_VERSION`, whichever `CNI_TYPE` uses.
+    pub cni: bool,
 }

@@ -191,7 +191,7 @@ pub fn build_with(
 ) -> anyhow::Result<k8r_builder::assemble::Report> {
     let cfg = k8r_builder::config::load_and_warn(config)?;
     let inputs = k8r_builder::assemble::BuildInputs::from_config(&cfg, None)?;
-    let fetcher = k8r_builder::fetch::Fetcher::new(dir.join("cache")).trust_unpinned(true);
+    let fetcher = k8r_builder::fetch::Fetcher::new(dir.join("cache"));
     let opts = k8r_builder::assemble::AssembleOptions {
         inputs,
         out_dir: out.to_path_buf(),

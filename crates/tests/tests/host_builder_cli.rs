@@ -31,7 +31,7 @@ fn help_explains_the_subcommands() {
         "--config",
         "--base-image",
         "--offline",
-        "--trust-unpinned-manifest",
+        "--locked",
         "--xz-preset",
     ] {
         assert!(text.contains(flag), "{flag}: {text}");
@@ -269,7 +269,6 @@ fn assemble_runs_as_an_unprivileged_user() {
         &agent,
         "--cache-dir",
         "cache",
-        "--trust-unpinned-manifest",
         "--xz-preset",
         "0",
     ];

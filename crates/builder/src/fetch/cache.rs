@@ -3,10 +3,9 @@
 //!
 //! - `<cache_name>`: the artefact, only ever put there by an atomic rename after its digest
 //!   matched;
-//! - `<cache_name>.sha256`: the published digest (lowercase hex and a newline), so offline
-//!   builds can still verify;
-//! - `<cache_name>.sha256.tofu`: for an unpinned file fetched with `--trust-unpinned-manifest`,
-//!   the digest seen on that first download;
+//! - `<cache_name>.sha256`: the published digest (lowercase hex and a newline), or for a file
+//!   with no published digest the digest of its first download, so builds can verify without
+//!   the network (the lock file beside the configuration, when there is one, takes precedence);
 //! - `<cache_name>.partial`: a download in progress (removed on failure).
 
 use std::ffi::OsString;
@@ -74,12 +73,6 @@ impl Cache {
     /// Where its published digest is kept.
     pub(crate) fn digest_file(&self, artifact: &Artifact) -> PathBuf {
         self.dir.join(format!("{}.sha256", artifact.cache_name))
-    }
-
-    /// Where the trust-on-first-use digest is kept.
-    pub(crate) fn tofu_file(&self, artifact: &Artifact) -> PathBuf {
-        self.dir
-            .join(format!("{}.sha256.tofu", artifact.cache_name))
     }
 
     /// Where a download in progress is written.

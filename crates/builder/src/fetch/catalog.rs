@@ -6,6 +6,8 @@
 //! CRICTL `hack/release.sh`, CALICO, FLANNEL). Install locations follow §2.1 (K-INSTALL "without
 //! a package manager", CTRD getting-started).
 
+use std::path::PathBuf;
+
 use super::checksum::{ChecksumFormat, Sha256Digest};
 
 /// Base URLs of the download sites, so a build can use a mirror and tests can use 127.0.0.1.
@@ -72,7 +74,8 @@ pub enum ChecksumSource {
     },
     /// k8r knows the digest ([`PINNED_MANIFESTS`]).
     Pinned(Sha256Digest),
-    /// No digest is published or pinned: needs `--trust-unpinned-manifest` (trust on first use).
+    /// No digest is published or pinned: the digest of the first download is recorded (in the
+    /// lock file and the cache) and every later download is checked against it.
     Unpinned,
 }
 
@@ -108,6 +111,65 @@ pub struct Artifact {
     pub cache_name: String,
     /// Where it lands in the image.
     pub install: Install,
+    /// The configuration key of the mirror it is downloaded from (`K8S_RELEASE_URL`,
+    /// `GITHUB_URL`, `GITHUB_RAW_URL`), for network error messages.
+    pub mirror_key: &'static str,
+    /// Which configuration key set [`Artifact::version`] and how; `None` when not known (the
+    /// catalog itself does not know; [`crate::assemble::BuildInputs`] fills it in).
+    pub version_origin: Option<VersionOrigin>,
+}
+
+impl Artifact {
+    /// The name users know it by: [`Artifact::name`], except the CNI manifest's file name
+    /// (`calico.yaml`, `kube-flannel.yml`).
+    pub fn display_name(&self) -> &str {
+        match &self.install {
+            Install::File { path, .. } if self.name == CNI_MANIFEST => {
+                path.rsplit('/').next().unwrap_or(&self.name)
+            }
+            _ => &self.name,
+        }
+    }
+}
+
+/// How the configuration chose a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionOrigin {
+    /// The key, e.g. `CRICTL_VERSION`.
+    pub key: &'static str,
+    /// Set by the user, or a default.
+    pub set: VersionSet,
+}
+
+/// Whether a version was written in the configuration or defaulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSet {
+    /// Written in this configuration file.
+    Given {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Not set: the default applied.
+    Default {
+        /// How the default is chosen, e.g. `its default follows K8S_VERSION (1.MINOR.0)`.
+        rule: String,
+    },
+}
+
+impl VersionOrigin {
+    /// What to tell a user whose `version` does not exist upstream.
+    pub fn not_found_hint(&self, version: &str) -> String {
+        let key = self.key;
+        match &self.set {
+            VersionSet::Given { file } => format!(
+                "{key}=\"{version}\" in {}: is that a released version?",
+                file.display()
+            ),
+            VersionSet::Default { rule } => {
+                format!("{key} was not set, {rule}; set {key} to a released version")
+            }
+        }
+    }
 }
 
 /// [`Artifact::name`] of the CNI manifest (calico or flannel alike).
@@ -118,9 +180,9 @@ pub const CNI_MANIFEST: &str = "cni-manifest";
 /// `flannel`.
 ///
 /// Empty on purpose: an entry must be the digest of the real upstream file, computed from a
-/// download and reviewed, never guessed. Until a version is listed here a build needs
-/// `--trust-unpinned-manifest`; the fetcher then records the digest it saw next to the cached
-/// file (`<cache_name>.sha256.tofu`) and checks every later build against it. To add an entry:
+/// download and reviewed, never guessed. A version not listed here is trusted on first
+/// download: its digest is recorded in the build's lock file (`variables.lock`, to be
+/// committed) and every later build is checked against it. To add an entry:
 /// `curl -fsSL <url> | sha256sum`.
 pub const PINNED_MANIFESTS: &[(&str, &str, &str)] = &[];
 
@@ -213,6 +275,8 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
                 path: format!("/usr/local/bin/{bin}"),
                 mode: 0o755,
             },
+            mirror_key: "K8S_RELEASE_URL",
+            version_origin: None,
         });
     }
 
@@ -236,6 +300,8 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
         install: Install::Untar {
             dir: "/usr/local".to_owned(),
         },
+        mirror_key: "GITHUB_URL",
+        version_origin: None,
     });
 
     // runc: one clear-signed `runc.sha256sum` for all arches (RUNC `release_sign.sh`).
@@ -258,6 +324,8 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
             path: "/usr/local/sbin/runc".to_owned(),
             mode: 0o755,
         },
+        mirror_key: "GITHUB_URL",
+        version_origin: None,
     });
 
     // CNI plugins: `.sha256` is `sha256sum` output; entries are `./bridge`, … (CNI
@@ -280,6 +348,8 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
         install: Install::Untar {
             dir: "/opt/cni/bin".to_owned(),
         },
+        mirror_key: "GITHUB_URL",
+        version_origin: None,
     });
 
     // crictl: `.sha256` is the bare digest plus a newline (CRICTL `hack/release.sh`); the
@@ -302,17 +372,19 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
         install: Install::Untar {
             dir: "/usr/local/bin".to_owned(),
         },
+        mirror_key: "GITHUB_URL",
+        version_origin: None,
     });
 
     // CNI manifest: no upstream digest for these URLs (CALICO, FLANNEL), hence the pin table.
-    let (name, manifest_version, url, file) = match &spec.cni {
+    let (name, manifest_version, url, file, mirror_key) = match &spec.cni {
         CniManifest::Calico(v) => {
             let v = version("Calico", v)?;
             let url = join(
                 &mirrors.github_raw,
                 &format!("projectcalico/calico/v{v}/manifests/calico.yaml"),
             );
-            ("calico", v, url, "calico.yaml")
+            ("calico", v, url, "calico.yaml", "GITHUB_RAW_URL")
         }
         CniManifest::Flannel(v) => {
             let v = version("flannel", v)?;
@@ -320,7 +392,7 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
                 github,
                 &format!("flannel-io/flannel/releases/download/v{v}/kube-flannel.yml"),
             );
-            ("flannel", v, url, "kube-flannel.yml")
+            ("flannel", v, url, "kube-flannel.yml", "GITHUB_URL")
         }
     };
     let checksum = match pinned_digest(PINNED_MANIFESTS, name, &manifest_version) {
@@ -340,6 +412,8 @@ pub fn node_artifacts(spec: &NodeSpec, mirrors: &Mirrors) -> Result<Vec<Artifact
             path: format!("/usr/lib/k8r/cni/{file}"),
             mode: 0o644,
         },
+        mirror_key,
+        version_origin: None,
     });
     Ok(out)
 }
@@ -476,6 +550,33 @@ mod tests {
         );
         assert_eq!(calico.checksum, ChecksumSource::Unpinned);
         assert_eq!(calico.cache_name, "calico-v3.30.3.yaml");
+        assert_eq!(calico.display_name(), "calico.yaml");
+        assert_eq!(kubeadm.display_name(), "kubeadm");
+
+        let keys: Vec<(&str, &str)> = list
+            .iter()
+            .map(|a| (a.name.as_str(), a.mirror_key))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("kubeadm", "K8S_RELEASE_URL"),
+                ("kubelet", "K8S_RELEASE_URL"),
+                ("kubectl", "K8S_RELEASE_URL"),
+                ("containerd", "GITHUB_URL"),
+                ("runc", "GITHUB_URL"),
+                ("cni-plugins", "GITHUB_URL"),
+                ("crictl", "GITHUB_URL"),
+                ("cni-manifest", "GITHUB_RAW_URL"),
+            ]
+        );
+        for a in &list {
+            assert!(
+                k8r_config::keys::lookup(a.mirror_key).is_some(),
+                "{}",
+                a.mirror_key
+            );
+        }
     }
 
     #[test]
@@ -505,6 +606,8 @@ mod tests {
         );
         assert_eq!(flannel.version, "0.26.7");
         assert_eq!(flannel.cache_name, "kube-flannel-v0.26.7.yml");
+        assert_eq!(flannel.display_name(), "kube-flannel.yml");
+        assert_eq!(flannel.mirror_key, "GITHUB_URL");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! A file is only ever used after its SHA-256 matched the expected digest: cached files are
 //! re-hashed on every use, downloads go to `<cache_name>.partial` and are renamed into place
-//! (after fsync) only once verified.
+//! (after fsync) only once verified. A file whose digest is already known (from the lock file
+//! or the cache) and that is in the cache is used without any network access.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,7 +15,8 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::cache::{hash_file, io_err, Cache};
 use super::catalog::{Artifact, ChecksumSource};
 use super::checksum::{digest_in, Sha256Digest};
-use super::FetchError;
+use super::lock::{DigestSource, Lock, LockEntry};
+use super::{lock_io, status_hint, FetchError, LockMismatch};
 use k8r_card::digest::HashingReader;
 
 /// Time allowed to open a connection.
@@ -47,20 +49,38 @@ pub struct Fetcher {
     cache_dir: PathBuf,
     /// Never touch the network.
     offline: bool,
-    /// Accept files with no published or pinned digest, recording the digest seen.
-    trust_unpinned: bool,
+    /// The lock file to verify against and update, and whether it must cover the build.
+    lock: Option<LockFile>,
     /// Show a progress bar on a terminal.
     progress: bool,
     /// HTTP client with k8r's timeouts.
     agent: ureq::Agent,
 }
 
+/// The lock file settings.
+#[derive(Debug, Clone)]
+struct LockFile {
+    /// Where it is.
+    path: PathBuf,
+    /// `--locked`: refuse a build it does not cover.
+    locked: bool,
+}
+
+/// The lock entry vouching for one artefact, and the file it is in.
+#[derive(Clone, Copy)]
+struct Locked<'a> {
+    /// The entry.
+    entry: &'a LockEntry,
+    /// The lock file.
+    path: &'a Path,
+}
+
 /// What a file is checked against.
 enum Expected {
     /// A known digest (published, pinned or recorded).
     Known(Sha256Digest),
-    /// Unpinned, first use allowed: record what arrives.
-    TrustOnFirstUse,
+    /// Unpinned and never seen: record what arrives.
+    FirstDownload,
 }
 
 /// Removes a `.partial` file unless it was renamed into place.
@@ -80,8 +100,8 @@ impl Drop for PartialGuard {
 }
 
 impl Fetcher {
-    /// A fetcher using `cache_dir` (see [`super::default_cache_dir`]), online, refusing
-    /// unpinned files, without progress bar.
+    /// A fetcher using `cache_dir` (see [`super::default_cache_dir`]), online, without lock
+    /// file or progress bar.
     pub fn new(cache_dir: PathBuf) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(CONNECT_TIMEOUT)
@@ -91,7 +111,7 @@ impl Fetcher {
         Self {
             cache_dir,
             offline: false,
-            trust_unpinned: false,
+            lock: None,
             progress: false,
             agent,
         }
@@ -103,9 +123,11 @@ impl Fetcher {
         self
     }
 
-    /// Accept artefacts with no published or pinned digest (`--trust-unpinned-manifest`).
-    pub fn trust_unpinned(mut self, trust: bool) -> Self {
-        self.trust_unpinned = trust;
+    /// Verify against the lock file at `path` and update it after a successful
+    /// [`fetch_all`](Self::fetch_all); with `locked`, refuse (before any download) a build it
+    /// does not cover.
+    pub fn lock_file(mut self, path: PathBuf, locked: bool) -> Self {
+        self.lock = Some(LockFile { path, locked });
         self
     }
 
@@ -125,21 +147,141 @@ impl Fetcher {
         Cache::new(self.cache_dir.clone())
     }
 
-    /// Fetches every artefact in order. Offline, first checks that all are cached and lists
-    /// every missing one at once.
+    /// Fetches every artefact in order. With a lock file: `--locked` first checks that it
+    /// covers the build; every digest is checked against it; afterwards it is rewritten if it
+    /// changed. Offline, first checks that all are cached and lists every missing one at once.
     pub fn fetch_all(&self, artifacts: &[Artifact]) -> Result<Vec<Fetched>, FetchError> {
+        let (lock, old_text) = match &self.lock {
+            Some(l) => lock_io::read(&l.path)?,
+            None => (Lock::default(), None),
+        };
+        self.refuse_unlocked(&lock, old_text.is_some(), artifacts)?;
+        let locked = |a: &Artifact| {
+            let path = self.lock.as_ref()?.path.as_path();
+            Some(Locked {
+                entry: lock.entry_for(a)?,
+                path,
+            })
+        };
         if self.offline {
-            self.check_offline(artifacts)?;
+            self.check_offline_locked(artifacts, &locked)?;
         }
-        artifacts.iter().map(|a| self.fetch(a)).collect()
+        let mut fetched = Vec::with_capacity(artifacts.len());
+        for a in artifacts {
+            match self.fetch_locked(a, locked(a)) {
+                Ok(f) => fetched.push(f),
+                Err(FetchError::Transport {
+                    label,
+                    url,
+                    cause,
+                    mirror_key,
+                    cache_full: _,
+                }) => {
+                    let cache_full = self.check_offline_locked(artifacts, &locked).is_ok();
+                    return Err(FetchError::Transport {
+                        label,
+                        url,
+                        cause,
+                        mirror_key,
+                        cache_full,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(l) = &self.lock {
+            let new = Lock::new(
+                artifacts
+                    .iter()
+                    .zip(&fetched)
+                    .map(|(a, f)| LockEntry::for_artifact(a, f.digest)),
+            );
+            if lock_io::write_if_changed(&l.path, old_text.as_deref(), &new.render())? {
+                log::info!("wrote {}", l.path.display());
+            }
+            for e in new.entries() {
+                let seen = lock
+                    .named(&e.name)
+                    .is_some_and(|old| old.version == e.version && old.sha256 == e.sha256);
+                if e.source == DigestSource::FirstDownload && !seen {
+                    log::warn!(
+                        "{} {}: no published SHA-256; recorded the digest of this download, \
+                         sha256 {}, in {} — commit it",
+                        e.name,
+                        e.version,
+                        e.sha256,
+                        l.path.display()
+                    );
+                }
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// With `--locked`: fails, listing every artefact the lock file does not vouch for (missing,
+    /// other version, other URL). Nothing is downloaded.
+    pub fn check_locked(&self, artifacts: &[Artifact]) -> Result<(), FetchError> {
+        match &self.lock {
+            Some(l) if l.locked => {
+                let (lock, text) = lock_io::read(&l.path)?;
+                self.refuse_unlocked(&lock, text.is_some(), artifacts)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`check_locked`](Self::check_locked) with the lock read.
+    fn refuse_unlocked(
+        &self,
+        lock: &Lock,
+        exists: bool,
+        artifacts: &[Artifact],
+    ) -> Result<(), FetchError> {
+        let Some(l) = self.lock.as_ref().filter(|l| l.locked) else {
+            return Ok(());
+        };
+        if !exists {
+            return Err(FetchError::NoLockFile {
+                lock_path: l.path.clone(),
+            });
+        }
+        let problems = lock.locked_problems(artifacts);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(FetchError::Locked {
+                lock_path: l.path.clone(),
+                problems,
+            })
+        }
     }
 
     /// Checks, without the network, that every artefact is in the cache with a matching
     /// digest; the error lists all that are not.
     pub fn check_offline(&self, artifacts: &[Artifact]) -> Result<(), FetchError> {
+        let (lock, _) = match &self.lock {
+            Some(l) => lock_io::read(&l.path)?,
+            None => (Lock::default(), None),
+        };
+        let locked = |a: &Artifact| {
+            let path = self.lock.as_ref()?.path.as_path();
+            Some(Locked {
+                entry: lock.entry_for(a)?,
+                path,
+            })
+        };
+        self.check_offline_locked(artifacts, &locked)
+    }
+
+    /// [`check_offline`](Self::check_offline) with the lock entries given.
+    fn check_offline_locked<'a>(
+        &self,
+        artifacts: &[Artifact],
+        locked: &dyn Fn(&Artifact) -> Option<Locked<'a>>,
+    ) -> Result<(), FetchError> {
         let mut missing = Vec::new();
         for artifact in artifacts {
-            if let Err(reason) = self.cached(artifact)? {
+            if let Err(reason) = self.cached(artifact, locked(artifact))? {
                 missing.push(reason);
             }
         }
@@ -150,15 +292,25 @@ impl Fetcher {
         }
     }
 
-    /// Returns the verified cached file for `artifact`, downloading it first if needed.
+    /// Returns the verified cached file for `artifact`, downloading it first if needed (no
+    /// lock file involved).
     pub fn fetch(&self, artifact: &Artifact) -> Result<Fetched, FetchError> {
+        self.fetch_locked(artifact, None)
+    }
+
+    /// [`fetch`](Self::fetch), checked against a lock entry if there is one.
+    fn fetch_locked(
+        &self,
+        artifact: &Artifact,
+        locked: Option<Locked<'_>>,
+    ) -> Result<Fetched, FetchError> {
         let fetched = if self.offline {
-            self.cached(artifact)?
+            self.cached(artifact, locked)?
                 .map_err(|reason| FetchError::Offline {
                     missing: vec![reason],
                 })?
         } else {
-            self.fetch_online(artifact)?
+            self.fetch_online(artifact, locked)?
         };
         log::info!(
             "fetched {} {} ({}) from {}",
@@ -174,24 +326,32 @@ impl Fetcher {
         Ok(fetched)
     }
 
+    /// The digest known without the network: the lock's, else k8r's pin, else the one the
+    /// cache recorded on an earlier download.
+    fn known_digest(
+        &self,
+        cache: &Cache,
+        artifact: &Artifact,
+        locked: Option<Locked<'_>>,
+    ) -> Result<Option<Sha256Digest>, FetchError> {
+        Ok(match (locked, &artifact.checksum) {
+            (Some(l), _) => Some(l.entry.sha256),
+            (None, ChecksumSource::Pinned(digest)) => Some(*digest),
+            (None, _) => cache.read_digest(&cache.digest_file(artifact))?,
+        })
+    }
+
     /// The cached, verified file without touching the network; `Ok(Err(reason))` says what is
     /// missing.
-    fn cached(&self, artifact: &Artifact) -> Result<Result<Fetched, String>, FetchError> {
+    fn cached(
+        &self,
+        artifact: &Artifact,
+        locked: Option<Locked<'_>>,
+    ) -> Result<Result<Fetched, String>, FetchError> {
         let cache = self.cache();
         let label = format!("{} {}", artifact.name, artifact.version);
-        let expected = match &artifact.checksum {
-            ChecksumSource::Published { .. } => cache.read_digest(&cache.digest_file(artifact))?,
-            ChecksumSource::Pinned(digest) => Some(*digest),
-            ChecksumSource::Unpinned => cache.read_digest(&cache.tofu_file(artifact))?,
-        };
-        let Some(expected) = expected else {
-            let why = match artifact.checksum {
-                ChecksumSource::Unpinned => {
-                    "no recorded digest; needs --trust-unpinned-manifest online"
-                }
-                _ => "no cached digest",
-            };
-            return Ok(Err(format!("{label} ({why})")));
+        let Some(expected) = self.known_digest(&cache, artifact, locked)? else {
+            return Ok(Err(format!("{label} (no recorded digest)")));
         };
         let path = cache.file(artifact);
         Ok(match hash_file(&path)? {
@@ -209,10 +369,18 @@ impl Fetcher {
         })
     }
 
-    /// Online fetch: learn the expected digest, reuse a matching cached file, else download.
-    fn fetch_online(&self, artifact: &Artifact) -> Result<Fetched, FetchError> {
+    /// Online fetch: a cached file matching the known digest is used without the network;
+    /// otherwise learn the expected digest (checksum file, lock, cache) and download.
+    fn fetch_online(
+        &self,
+        artifact: &Artifact,
+        locked: Option<Locked<'_>>,
+    ) -> Result<Fetched, FetchError> {
         let cache = self.cache();
-        let expected = self.expected_online(&cache, artifact)?;
+        if let Ok(fetched) = self.cached(artifact, locked)? {
+            return Ok(fetched);
+        }
+        let expected = self.expected_online(&cache, artifact, locked)?;
         let path = cache.file(artifact);
         if let Expected::Known(expected) = expected {
             match hash_file(&path)? {
@@ -235,11 +403,32 @@ impl Fetcher {
                 None => {}
             }
         }
-        self.download(&cache, artifact, expected)
+        let result = self.download(&cache, artifact, expected);
+        match (result, locked) {
+            // Only an unpinned file's expected digest is the lock's own (a published one was
+            // compared with the lock already; a mismatch then is a bad download).
+            (Err(FetchError::DigestMismatch { url, actual, .. }), Some(l))
+                if artifact.checksum == ChecksumSource::Unpinned =>
+            {
+                Err(lock_mismatch(
+                    artifact,
+                    l,
+                    format!("the download from {url} has"),
+                    actual,
+                ))
+            }
+            (other, _) => other,
+        }
     }
 
     /// The digest the artefact must have, fetching the published checksum file if there is one.
-    fn expected_online(&self, cache: &Cache, artifact: &Artifact) -> Result<Expected, FetchError> {
+    fn expected_online(
+        &self,
+        cache: &Cache,
+        artifact: &Artifact,
+        locked: Option<Locked<'_>>,
+    ) -> Result<Expected, FetchError> {
+        let side = cache.digest_file(artifact);
         match &artifact.checksum {
             ChecksumSource::Published {
                 url,
@@ -254,9 +443,19 @@ impl Fetcher {
                         source,
                     }
                 })?;
-                let side = cache.digest_file(artifact);
+                if let Some(l) = locked {
+                    if l.entry.sha256 != published {
+                        return Err(lock_mismatch(
+                            artifact,
+                            l,
+                            format!("the checksum file {url} now publishes"),
+                            published,
+                        ));
+                    }
+                }
                 match cache.read_digest(&side)? {
-                    Some(cached) if cached != published => {
+                    // The lock agrees with upstream: a differing cache record is stale.
+                    Some(cached) if cached != published && locked.is_none() => {
                         return Err(FetchError::PublishedDigestChanged {
                             name: artifact.name.clone(),
                             cached,
@@ -264,20 +463,15 @@ impl Fetcher {
                             cached_path: side,
                         });
                     }
-                    Some(_) => {}
-                    None => cache.write_digest(&side, published)?,
+                    Some(cached) if cached == published => {}
+                    _ => cache.write_digest(&side, published)?,
                 }
                 Ok(Expected::Known(published))
             }
             ChecksumSource::Pinned(digest) => Ok(Expected::Known(*digest)),
-            ChecksumSource::Unpinned => match cache.read_digest(&cache.tofu_file(artifact))? {
+            ChecksumSource::Unpinned => match self.known_digest(cache, artifact, locked)? {
                 Some(recorded) => Ok(Expected::Known(recorded)),
-                None if self.trust_unpinned => Ok(Expected::TrustOnFirstUse),
-                None => Err(FetchError::Unpinned {
-                    name: artifact.name.clone(),
-                    version: artifact.version.clone(),
-                    url: artifact.url.clone(),
-                }),
+                None => Ok(Expected::FirstDownload),
             },
         }
     }
@@ -286,15 +480,12 @@ impl Fetcher {
     fn get(&self, artifact: &Artifact, url: &str) -> Result<ureq::Response, FetchError> {
         self.agent.get(url).call().map_err(|e| match e {
             ureq::Error::Status(status, _) => FetchError::Http {
-                name: artifact.name.clone(),
+                label: label(artifact),
                 url: url.to_owned(),
                 status,
+                hint: status_hint(status, &artifact.version, artifact.version_origin.as_ref()),
             },
-            ureq::Error::Transport(t) => FetchError::Transport {
-                name: artifact.name.clone(),
-                url: url.to_owned(),
-                message: t.to_string(),
-            },
+            ureq::Error::Transport(t) => transport(artifact, url, transport_cause(&t)),
         })
     }
 
@@ -306,11 +497,7 @@ impl Fetcher {
             .into_reader()
             .take(MAX_CHECKSUM_FILE)
             .read_to_string(&mut text)
-            .map_err(|e| FetchError::Transport {
-                name: artifact.name.clone(),
-                url: url.to_owned(),
-                message: format!("reading the checksum file: {e}"),
-            })?;
+            .map_err(|e| transport(artifact, url, format!("reading the checksum file: {e}")))?;
         Ok(text)
     }
 
@@ -364,11 +551,11 @@ impl Fetcher {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(FetchError::Transport {
-                        name: artifact.name.clone(),
-                        url: url.to_owned(),
-                        message: format!("download interrupted: {e}"),
-                    })
+                    return Err(transport(
+                        artifact,
+                        url,
+                        format!("download interrupted: {e}"),
+                    ))
                 }
             };
             writer.write_all(&buf[..n]).map_err(io_err(&partial))?;
@@ -381,11 +568,11 @@ impl Fetcher {
         let actual = Sha256Digest(actual);
         if let Some(total) = total {
             if size != total {
-                return Err(FetchError::Transport {
-                    name: artifact.name.clone(),
-                    url: url.to_owned(),
-                    message: format!("download ended after {size} of {total} bytes"),
-                });
+                return Err(transport(
+                    artifact,
+                    url,
+                    format!("download ended after {size} of {total} bytes"),
+                ));
             }
         }
 
@@ -399,15 +586,17 @@ impl Fetcher {
                 });
             }
             Expected::Known(_) => {}
-            Expected::TrustOnFirstUse => {
-                let record = cache.tofu_file(artifact);
-                log::warn!(
-                    "{} {}: no published or pinned SHA-256; trusting this download \
-                     ({actual}) and recording it in {}",
-                    artifact.name,
-                    artifact.version,
-                    record.display()
-                );
+            Expected::FirstDownload => {
+                let record = cache.digest_file(artifact);
+                if self.lock.is_none() {
+                    log::warn!(
+                        "{} {}: no published SHA-256; recorded the digest of this download, \
+                         sha256 {actual}, in {}",
+                        artifact.display_name(),
+                        artifact.version,
+                        record.display()
+                    );
+                }
                 cache.write_digest(&record, actual)?;
             }
         }
@@ -426,4 +615,52 @@ impl Fetcher {
             from_cache: false,
         })
     }
+}
+
+/// `name version`, as messages start.
+fn label(artifact: &Artifact) -> String {
+    format!("{} {}", artifact.display_name(), artifact.version)
+}
+
+/// A network failure for `artifact` at `url`.
+fn transport(artifact: &Artifact, url: &str, cause: String) -> FetchError {
+    FetchError::Transport {
+        label: label(artifact),
+        url: url.to_owned(),
+        cause,
+        mirror_key: artifact.mirror_key,
+        cache_full: false,
+    }
+}
+
+/// ureq's description without the URL (the message names it once): kind, message, cause.
+fn transport_cause(t: &ureq::Transport) -> String {
+    let mut out = t.kind().to_string();
+    if let Some(message) = t.message() {
+        out.push_str(": ");
+        out.push_str(message);
+    }
+    if let Some(source) = std::error::Error::source(t) {
+        out.push_str(": ");
+        out.push_str(&source.to_string());
+    }
+    out
+}
+
+/// A digest that differs from the lock's.
+fn lock_mismatch(
+    artifact: &Artifact,
+    l: Locked<'_>,
+    what: String,
+    found: Sha256Digest,
+) -> FetchError {
+    FetchError::LockMismatch(Box::new(LockMismatch {
+        label: label(artifact),
+        what,
+        found,
+        locked: l.entry.sha256,
+        origin: l.entry.source_word(),
+        mirror_key: artifact.mirror_key,
+        lock_path: l.path.to_owned(),
+    }))
 }

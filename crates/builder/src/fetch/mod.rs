@@ -9,6 +9,8 @@ pub mod cache;
 pub mod catalog;
 pub mod checksum;
 pub mod download;
+pub mod lock;
+mod lock_io;
 
 #[cfg(test)]
 mod tests;
@@ -18,10 +20,11 @@ use std::path::PathBuf;
 pub use cache::default_cache_dir;
 pub use catalog::{
     node_artifacts, Artifact, CatalogError, ChecksumSource, CniManifest, Install, Mirrors,
-    NodeSpec, CNI_MANIFEST, PINNED_MANIFESTS,
+    NodeSpec, VersionOrigin, VersionSet, CNI_MANIFEST, PINNED_MANIFESTS,
 };
 pub use checksum::{digest_for, sha256_hex, ChecksumError, ChecksumFormat, Sha256Digest};
 pub use download::{Fetched, Fetcher};
+pub use lock::{lock_path_for, DigestSource, Lock, LockEntry};
 
 /// What can go wrong while fetching an artefact.
 #[derive(Debug, thiserror::Error)]
@@ -42,24 +45,38 @@ pub enum FetchError {
         actual: Sha256Digest,
     },
     /// The server answered with an error status.
-    #[error("{name}: GET {url}: HTTP {status}{}", status_hint(*status))]
+    #[error("{label}: GET {url}: HTTP {status}{hint}")]
     Http {
-        /// Artefact name.
-        name: String,
+        /// Artefact name and version.
+        label: String,
         /// The URL.
         url: String,
         /// The HTTP status code.
         status: u16,
+        /// The likely cause and fix (starts with a space or is empty).
+        hint: String,
     },
     /// The server could not be reached or the connection broke.
-    #[error("{name}: GET {url}: {message}")]
+    #[error(
+        "{label}: GET {url}: {cause}; the host comes from {mirror_key} in the configuration: \
+         check the network, or set {mirror_key} to a reachable mirror; {}",
+        if *cache_full {
+            "the download cache holds every artefact, so --offline builds without the network"
+        } else {
+            "--offline builds from the download cache alone once it holds every artefact"
+        }
+    )]
     Transport {
-        /// Artefact name.
-        name: String,
+        /// Artefact name and version.
+        label: String,
         /// The URL.
         url: String,
-        /// ureq's description.
-        message: String,
+        /// What went wrong (without the URL).
+        cause: String,
+        /// The configuration key of the mirror.
+        mirror_key: &'static str,
+        /// Whether the cache holds every artefact of the build (then `--offline` works).
+        cache_full: bool,
     },
     /// The published checksum file could not be read.
     #[error("{name}: checksum file {url}: {source}")]
@@ -89,20 +106,42 @@ pub enum FetchError {
         /// The cache file holding `cached`.
         cached_path: PathBuf,
     },
-    /// Neither upstream nor k8r has a digest for this file, and trust on first use was not
-    /// allowed.
+    /// A digest differs from the one the lock file records.
+    #[error(transparent)]
+    LockMismatch(Box<LockMismatch>),
+    /// `--locked`, and the lock file does not cover the build.
     #[error(
-        "{name} {version} ({url}) has no published SHA-256 and k8r pins none for this version: check \
-         the file yourself, then pass --trust-unpinned-manifest to record the digest of this \
-         download in the cache (later builds are checked against it)"
+        "--locked: {} does not vouch for: {}; nothing was downloaded. Build once without \
+         --locked to record them, check the changes, and commit the lock file",
+        lock_path.display(),
+        problems.join("; ")
     )]
-    Unpinned {
-        /// Artefact name.
-        name: String,
-        /// Its version.
-        version: String,
-        /// Where it is downloaded from.
-        url: String,
+    Locked {
+        /// The lock file.
+        lock_path: PathBuf,
+        /// One line per artefact.
+        problems: Vec<String>,
+    },
+    /// `--locked`, and there is no lock file.
+    #[error(
+        "--locked: there is no lock file {}; nothing was downloaded. Build once without \
+         --locked to write it, check it, and commit it",
+        lock_path.display()
+    )]
+    NoLockFile {
+        /// Where it was looked for.
+        lock_path: PathBuf,
+    },
+    /// The lock file cannot be used.
+    #[error(
+        "lock file {}: {source}; fix it, or delete it to record every digest anew",
+        path.display()
+    )]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong.
+        source: lock::LockParseError,
     },
     /// Offline mode and the cache lacks (or has corrupt copies of) these artefacts.
     #[error(
@@ -126,11 +165,40 @@ pub enum FetchError {
     },
 }
 
-/// Extra words for an HTTP status that has a likely cause.
-fn status_hint(status: u16) -> &'static str {
-    match status {
-        404 => " (not found: is the version right?)",
-        403 | 429 => " (refused or rate-limited: wait, or use a mirror)",
-        _ => "",
+/// Extra words for an HTTP status that has a likely cause; a 404 says which setting chose
+/// the version (and whether it was a default) when `origin` is known.
+pub(crate) fn status_hint(status: u16, version: &str, origin: Option<&VersionOrigin>) -> String {
+    match (status, origin) {
+        (404, Some(origin)) => format!(" (not found): {}", origin.not_found_hint(version)),
+        (404, None) => " (not found: is the version right?)".to_owned(),
+        (403 | 429, _) => " (refused or rate-limited: wait, or use a mirror)".to_owned(),
+        _ => String::new(),
     }
+}
+
+/// A digest differs from the one the lock file records (boxed in [`FetchError`]: it is large).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{label}: {what} SHA-256 {found}, but {} records {locked} ({origin}); nothing was \
+     kept. A release's files should never change: check the file and the mirror \
+     ({mirror_key}). If the change is expected, delete the {label} entry from {} and build \
+     again to record the new digest, then commit the lock file",
+    lock_path.display(),
+    lock_path.display()
+)]
+pub struct LockMismatch {
+    /// Artefact name and version.
+    pub label: String,
+    /// `the download from <url> has` / `the checksum file <url> now publishes`.
+    pub what: String,
+    /// The digest seen now.
+    pub found: Sha256Digest,
+    /// The digest in the lock.
+    pub locked: Sha256Digest,
+    /// Where the locked digest came from (`published`, `first-download`).
+    pub origin: &'static str,
+    /// The configuration key of the mirror.
+    pub mirror_key: &'static str,
+    /// The lock file.
+    pub lock_path: PathBuf,
 }

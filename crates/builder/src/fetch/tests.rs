@@ -1,5 +1,6 @@
 //! The fetcher against a 127.0.0.1 HTTP server: downloads, cache reuse, digest failures,
-//! offline mode and trust on first use. No other network access.
+//! offline mode, first-download digests, the lock file and error hints. No other network
+//! access.
 
 #![allow(clippy::unwrap_used)]
 
@@ -229,10 +230,21 @@ fn unreachable_server_is_a_transport_error() {
             path: "/usr/local/bin/kubectl".to_owned(),
             mode: 0o755,
         },
+        mirror_key: "K8S_RELEASE_URL",
+        version_origin: None,
     };
     let err = Fetcher::new(dir.path().to_owned()).fetch(&a).unwrap_err();
     assert!(matches!(err, FetchError::Transport { .. }), "{err:?}");
-    assert!(err.to_string().contains(&a.url));
+    let message = err.to_string();
+    assert_eq!(
+        message.matches(&a.url).count(),
+        1,
+        "the URL once: {message}"
+    );
+    assert!(message.starts_with("kubectl 1.31.2: GET "), "{message}");
+    for part in ["Connection refused", "K8S_RELEASE_URL", "--offline"] {
+        assert!(message.contains(part), "{part} missing: {message}");
+    }
 }
 
 #[test]
@@ -269,7 +281,7 @@ fn offline_with_empty_cache_lists_everything_missing() {
 fn offline_with_full_cache_makes_no_request() {
     let (server, artifacts) = upstream();
     let dir = tempfile::tempdir().unwrap();
-    let online = Fetcher::new(dir.path().to_owned()).trust_unpinned(true);
+    let online = Fetcher::new(dir.path().to_owned());
     let first = online.fetch_all(&artifacts).unwrap();
     assert_eq!(first.len(), artifacts.len());
     let before = server.total_hits();
@@ -297,57 +309,49 @@ fn offline_with_full_cache_makes_no_request() {
 }
 
 #[test]
-fn unpinned_manifest_is_refused_without_the_flag() {
+fn online_with_a_full_cache_needs_no_network() {
+    let (server, artifacts) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("variables.lock");
+    let fetcher = Fetcher::new(dir.path().join("cache")).lock_file(lock.clone(), false);
+    fetcher.fetch_all(&artifacts).unwrap();
+    drop(server);
+    // No checksum file is fetched: the digests are known, the network is down.
+    let again = fetcher.fetch_all(&artifacts).unwrap();
+    assert!(again.iter().all(|f| f.from_cache));
+    // The cache's records alone suffice too (no lock file).
+    fs::remove_file(&lock).unwrap();
+    let plain = Fetcher::new(dir.path().join("cache"));
+    assert!(plain
+        .fetch_all(&artifacts)
+        .unwrap()
+        .iter()
+        .all(|f| f.from_cache));
+}
+
+#[test]
+fn unpinned_manifest_is_recorded_on_first_download_and_then_enforced() {
     let (server, artifacts) = upstream();
     let dir = tempfile::tempdir().unwrap();
     let calico = find(&artifacts, CNI_MANIFEST);
     assert_eq!(calico.checksum, ChecksumSource::Unpinned);
-    let err = Fetcher::new(dir.path().to_owned())
-        .fetch(calico)
-        .unwrap_err();
-    assert!(
-        matches!(&err, FetchError::Unpinned { name, version, url }
-            if name == CNI_MANIFEST && version == "3.30.3" && url == &calico.url),
-        "{err:?}"
-    );
-    let message = err.to_string();
-    assert!(message.contains("--trust-unpinned-manifest"), "{message}");
-    assert!(message.contains("3.30.3"), "{message}");
-    assert!(message.contains("calico.yaml"), "{message}");
-    assert_eq!(server.total_hits(), 0);
-    assert!(cache_listing(dir.path()).is_empty());
-}
-
-#[test]
-fn trusted_unpinned_manifest_is_recorded_and_then_enforced() {
-    let (server, artifacts) = upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let calico = find(&artifacts, CNI_MANIFEST);
     let body = body_of(calico);
 
-    let fetched = Fetcher::new(dir.path().to_owned())
-        .trust_unpinned(true)
-        .fetch(calico)
-        .unwrap();
+    let fetched = Fetcher::new(dir.path().to_owned()).fetch(calico).unwrap();
     assert_eq!(fs::read(&fetched.path).unwrap(), body);
-    let record = dir
-        .path()
-        .join(format!("{}.sha256.tofu", calico.cache_name));
+    let record = dir.path().join(format!("{}.sha256", calico.cache_name));
     assert_eq!(
         fs::read_to_string(&record).unwrap(),
         format!("{}\n", sha256_hex(&body))
     );
-
-    // Once recorded, later builds need no flag and use the cache.
     let again = Fetcher::new(dir.path().to_owned()).fetch(calico).unwrap();
     assert!(again.from_cache);
 
-    // Upstream changes the file: a fresh download is refused, even with the flag.
+    // Upstream changes the file: a fresh download is refused.
     let changed = b"# calico, modified upstream\n".repeat(100);
     server.put(path(&server, &calico.url), changed.clone());
     fs::remove_file(&fetched.path).unwrap();
     let err = Fetcher::new(dir.path().to_owned())
-        .trust_unpinned(true)
         .fetch(calico)
         .unwrap_err();
     match &err {
@@ -364,6 +368,157 @@ fn trusted_unpinned_manifest_is_recorded_and_then_enforced() {
         fs::read_to_string(&record).unwrap(),
         format!("{}\n", sha256_hex(&body)),
         "the record must not follow the changed file"
+    );
+}
+
+#[test]
+fn lock_file_is_written_then_enforced_against_a_changed_manifest() {
+    let (server, artifacts) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let lock_path = dir.path().join("site.lock");
+    Fetcher::new(dir.path().join("cache"))
+        .lock_file(lock_path.clone(), false)
+        .fetch_all(&artifacts)
+        .unwrap();
+    let text = fs::read_to_string(&lock_path).unwrap();
+    let lock = Lock::parse(&text).unwrap();
+    assert_eq!(lock.entries().len(), artifacts.len());
+    let calico = find(&artifacts, CNI_MANIFEST);
+    let entry = lock.named("calico.yaml").unwrap();
+    assert_eq!(entry.source, DigestSource::FirstDownload);
+    assert_eq!(entry.sha256.to_string(), sha256_hex(&body_of(calico)));
+    assert!(!cache_listing(dir.path())
+        .iter()
+        .any(|n| n.ends_with(".tmp")));
+
+    // Same build again: the file is not rewritten.
+    let modified = fs::metadata(&lock_path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    Fetcher::new(dir.path().join("cache"))
+        .lock_file(lock_path.clone(), false)
+        .fetch_all(&artifacts)
+        .unwrap();
+    assert_eq!(
+        fs::metadata(&lock_path).unwrap().modified().unwrap(),
+        modified
+    );
+
+    // Another machine (empty cache), and the mirror serves another calico.yaml.
+    let changed = b"# calico, modified\n".repeat(100);
+    server.put(path(&server, &calico.url), changed.clone());
+    let err = Fetcher::new(dir.path().join("cache2"))
+        .lock_file(lock_path.clone(), false)
+        .fetch_all(&artifacts)
+        .unwrap_err();
+    assert!(matches!(err, FetchError::LockMismatch(_)), "{err:?}");
+    let message = err.to_string();
+    for part in [
+        sha256_hex(&changed),
+        sha256_hex(&body_of(calico)),
+        lock_path.display().to_string(),
+        "calico.yaml 3.30.3".to_owned(),
+        "first-download".to_owned(),
+        "delete the calico.yaml 3.30.3 entry".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{part} missing: {message}");
+    }
+    assert_eq!(
+        fs::read_to_string(&lock_path).unwrap(),
+        text,
+        "lock untouched"
+    );
+
+    // A published digest that changed upstream is refused against the lock as well.
+    let a = find(&artifacts, "cni-plugins");
+    let ChecksumSource::Published { url, file_name, .. } = &a.checksum else {
+        panic!("cni-plugins have a published digest");
+    };
+    let other = sha256_hex(b"respun");
+    server.put(path(&server, url), format!("{other}  {file_name}\n"));
+    let err = Fetcher::new(dir.path().join("cache3"))
+        .lock_file(lock_path.clone(), false)
+        .fetch_all(std::slice::from_ref(a))
+        .unwrap_err();
+    assert!(matches!(err, FetchError::LockMismatch(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&other), "{message}");
+    assert!(message.contains(&sha256_hex(&body_of(a))), "{message}");
+}
+
+#[test]
+fn locked_refuses_before_any_request_listing_every_gap() {
+    let (server, artifacts) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let lock_path = dir.path().join("variables.lock");
+    let locked = Fetcher::new(dir.path().join("cache")).lock_file(lock_path.clone(), true);
+    let err = locked.fetch_all(&artifacts).unwrap_err();
+    assert!(matches!(err, FetchError::NoLockFile { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("no lock file") && message.contains(&lock_path.display().to_string()),
+        "{message}"
+    );
+
+    // A lock for another crictl and without the CNI manifest.
+    let mut other = artifacts.clone();
+    other.retain(|a| a.name != CNI_MANIFEST);
+    for a in &mut other {
+        if a.name == "crictl" {
+            a.version = "1.31.0".into();
+        }
+    }
+    let lock = Lock::new(
+        other
+            .iter()
+            .map(|a| LockEntry::for_artifact(a, Sha256Digest::of(&body_of(a)))),
+    );
+    fs::write(&lock_path, lock.render()).unwrap();
+    let err = locked.fetch_all(&artifacts).unwrap_err();
+    let FetchError::Locked { problems, .. } = &err else {
+        panic!("unexpected {err:?}");
+    };
+    assert_eq!(
+        problems,
+        &[
+            "crictl 1.31.1 (the lock has version 1.31.0)",
+            "calico.yaml 3.30.3 (not in the lock)"
+        ]
+    );
+    assert!(err.to_string().contains("--locked"), "{err}");
+    assert_eq!(
+        locked.check_locked(&artifacts).unwrap_err().to_string(),
+        err.to_string()
+    );
+    assert_eq!(server.total_hits(), 0);
+    assert!(!dir.path().join("cache").exists());
+}
+
+#[test]
+fn not_found_says_which_key_chose_the_version() {
+    let (server, artifacts) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = find(&artifacts, "crictl").clone();
+    a.version_origin = Some(VersionOrigin {
+        key: "CRICTL_VERSION",
+        set: VersionSet::Default {
+            rule: "its default follows K8S_VERSION (1.MINOR.0: 1.31.0)".into(),
+        },
+    });
+    let ChecksumSource::Published { url, .. } = &a.checksum else {
+        panic!("crictl has a published digest");
+    };
+    server.remove(path(&server, url));
+    let message = Fetcher::new(dir.path().to_owned())
+        .fetch(&a)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(&format!("crictl 1.31.1: GET {url}: HTTP 404 (not found): CRICTL_VERSION was not set, its default follows K8S_VERSION")),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("set CRICTL_VERSION to a released version"),
+        "{message}"
     );
 }
 
@@ -436,10 +591,13 @@ fn changed_published_digest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(dir.path().to_owned());
     let a = find(&artifacts, "cni-plugins");
-    fetcher.fetch(a).unwrap();
+    let fetched = fetcher.fetch(a).unwrap();
     let ChecksumSource::Published { url, file_name, .. } = &a.checksum else {
         panic!("CNI plugins have a published digest");
     };
+    // With the verified file cached, the checksum file is not fetched again; a new download
+    // (the cached copy gone) is.
+    fs::remove_file(&fetched.path).unwrap();
     let other = sha256_hex(b"respun release");
     server.put(path(&server, url), format!("{other}  {file_name}\n"));
     let err = fetcher.fetch(a).unwrap_err();
