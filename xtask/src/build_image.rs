@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::root;
+use crate::test;
 
 /// The aarch64 target the card's programs are built for.
 const TARGET: &str = "aarch64-unknown-linux-musl";
@@ -35,20 +35,8 @@ pub fn run(args: &[String]) -> Result<()> {
             missing.join(", ")
         );
     }
-    cargo(
-        "the recovery installer and the node agent (aarch64-musl, release)",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "k8r-installer",
-            "-p",
-            "k8r-node",
-            "--target",
-            TARGET,
-        ],
-    )?;
-    cargo(
+    test::build_card_programs()?;
+    test::cargo_build(
         "k8r-builder (release)",
         &["build", "--release", "-p", "k8r-builder"],
     )?;
@@ -90,29 +78,13 @@ fn given(args: &[String], flag: &str) -> bool {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| is_executable(&dir.join(tool)))
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| is_executable(&dir.join(tool))))
 }
 
 fn is_executable(path: &PathBuf) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn cargo(what: &str, args: &[&str]) -> Result<()> {
-    log::info!("build: {what}");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .current_dir(root())
-        .args(args)
-        .status()
-        .with_context(|| format!("building {what}"))?
-        .success();
-    if !ok {
-        bail!("building {what} failed");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

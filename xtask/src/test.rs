@@ -101,52 +101,57 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds what the tests run as programs: the static aarch64 recovery installer (it goes into
-/// the recovery initramfs), the static aarch64 node agent (it goes into the root) and the
-/// `k8r-builder` binary (run under another uid).
+/// Builds what the tests run as programs: the programs a card carries
+/// ([`build_card_programs`]), the `k8r-builder` binary (run under another uid) and the
+/// Kubernetes stand-ins.
 pub fn build_binaries() -> Result<()> {
-    for (what, args) in [
-        (
-            "the recovery installer (aarch64-musl)",
-            vec![
-                "build",
-                "--release",
-                "-p",
-                "k8r-installer",
-                "--target",
-                "aarch64-unknown-linux-musl",
-            ],
-        ),
-        (
-            "the node agent (aarch64-musl)",
-            vec![
-                "build",
-                "--release",
-                "-p",
-                "k8r-node",
-                "--target",
-                "aarch64-unknown-linux-musl",
-            ],
-        ),
-        (
-            "k8r-builder",
-            vec!["build", "-p", "k8r-builder", "--bin", "k8r-builder"],
-        ),
-        (
-            "the Kubernetes stand-ins for host tests",
-            vec!["build", "-p", "k8r-standins"],
-        ),
+    build_card_programs()?;
+    cargo_build(
+        "k8r-builder",
+        &["build", "-p", "k8r-builder", "--bin", "k8r-builder"],
+    )?;
+    cargo_build(
+        "the Kubernetes stand-ins for host tests",
+        &["build", "-p", "k8r-standins"],
+    )
+}
+
+/// The static aarch64 recovery installer (it goes into the recovery initramfs) and node agent
+/// (it goes into the root), release builds: what `cargo xtask test` and `build-image` use.
+pub fn build_card_programs() -> Result<()> {
+    for (what, package) in [
+        ("the recovery installer (aarch64-musl)", "k8r-installer"),
+        ("the node agent (aarch64-musl)", "k8r-node"),
     ] {
-        log::info!("build: {what}");
-        let ok = Command::new(cargo())
-            .current_dir(root())
-            .args(&args)
-            .status()
-            .with_context(|| format!("building {what}"))?
-            .success();
-        if !ok {
-            bail!("building {what} failed");
-        }
+        cargo_build(
+            what,
+            &[
+                "build",
+                "--release",
+                "-p",
+                package,
+                "--target",
+                "aarch64-unknown-linux-musl",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `cargo ARGS` in the workspace. `CARGO_MANIFEST_DIR` (set when this program runs
+/// under `cargo run` or a test) is removed: build scripts track it, and a build from another
+/// caller would otherwise start over.
+pub fn cargo_build(what: &str, args: &[&str]) -> Result<()> {
+    log::info!("build: {what}");
+    let ok = Command::new(cargo())
+        .current_dir(root())
+        .args(args)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .status()
+        .with_context(|| format!("building {what}"))?
+        .success();
+    if !ok {
+        bail!("building {what} failed");
     }
     Ok(())
 }
