@@ -16,12 +16,9 @@ use crate::image::{card, ImageError};
 mod sniff;
 pub use sniff::{sniff, Compression, NotADisk, HEAD_LEN, MIN_IMAGE_BYTES};
 
-/// The vendor image k8r is built for, as users download it (the hints name it).
-pub const UBUNTU_IMAGE: &str = "ubuntu-26.04-preinstalled-server-arm64+raspi.img";
-
-/// Where to get it, for the hints.
-const GET_UBUNTU: &str = "give the uncompressed Ubuntu Server 26.04 LTS for Raspberry Pi \
-     image, e.g. ubuntu-26.04-preinstalled-server-arm64+raspi.img (download the .img.xz from \
+/// The vendor image k8r is built for and where to get it, for the hints.
+const GET_UBUNTU: &str = "k8r is built from Ubuntu Server 26.04 LTS for Raspberry Pi, \
+     uncompressed: ubuntu-26.04-preinstalled-server-arm64+raspi.img (download the .img.xz from \
      https://ubuntu.com/download/raspberry-pi and run `xz -dk` on it)";
 
 /// Which Ubuntu layout the base image has (pi-boot.md §5, §8).
@@ -71,29 +68,31 @@ pub enum BaseError {
         error: std::io::Error,
     },
     /// Compressed data where a disk image was expected.
-    #[error("{path}: this is {}-compressed data, not a disk image: decompress it first, e.g. `{fix}` as the base image ({GET_UBUNTU})", format.name())]
+    #[error("{path}: this is {}-compressed data, not a disk image: decompress it first, e.g. `{command}`, and give {output} as the base image. {GET_UBUNTU}", format.name())]
     Compressed {
         /// The file.
         path: PathBuf,
         /// Its format.
         format: Compression,
         /// The command that decompresses it.
-        fix: String,
+        command: String,
+        /// The file that makes.
+        output: String,
     },
     /// A tar archive.
-    #[error("{path}: this is a tar archive, not a disk image: unpack it (`tar -xf {path}`) and give the .img inside ({GET_UBUNTU})")]
+    #[error("{path}: this is a tar archive, not a disk image: unpack it (`tar -xf {path}`) and give the .img inside. {GET_UBUNTU}")]
     Tar {
         /// The file.
         path: PathBuf,
     },
     /// An installer ISO.
-    #[error("{path}: this is an ISO 9660 (CD/DVD installer) image, not a Raspberry Pi disk image: k8r starts from the preinstalled server image ({GET_UBUNTU})")]
+    #[error("{path}: this is an ISO 9660 (CD/DVD installer) image, not a Raspberry Pi disk image: k8r starts from the preinstalled server image. {GET_UBUNTU}")]
     Iso {
         /// The file.
         path: PathBuf,
     },
     /// Too small to be a Raspberry Pi image.
-    #[error("{path}: only {len} bytes, smaller than any Raspberry Pi disk image (at least {} MiB: a boot partition and a root filesystem): an interrupted download or the wrong file? ({GET_UBUNTU})", MIN_IMAGE_BYTES >> 20)]
+    #[error("{path}: only {len} bytes, smaller than any Raspberry Pi disk image (at least {} MiB: a boot partition and a root filesystem): an interrupted download or the wrong file? {GET_UBUNTU}", MIN_IMAGE_BYTES >> 20)]
     TooSmall {
         /// The file.
         path: PathBuf,
@@ -101,13 +100,13 @@ pub enum BaseError {
         len: u64,
     },
     /// No partition table.
-    #[error("{path}: no partition table (no MBR boot signature 0x55aa at byte 510, or no partitions): this is not a disk image ({GET_UBUNTU})")]
+    #[error("{path}: no partition table (no MBR boot signature 0x55aa at byte 510, or no partitions): this is not a disk image. {GET_UBUNTU}")]
     NoPartitionTable {
         /// The file.
         path: PathBuf,
     },
     /// A GPT disk.
-    #[error("{path}: GPT-partitioned (its protective MBR has a partition of type 0xee); k8r needs the MBR layout of Ubuntu Server for Raspberry Pi ({GET_UBUNTU})")]
+    #[error("{path}: GPT-partitioned (its protective MBR has a partition of type 0xee); k8r needs the MBR layout of Ubuntu Server for Raspberry Pi. {GET_UBUNTU}")]
     Gpt {
         /// The file.
         path: PathBuf,
@@ -224,11 +223,15 @@ pub fn read_table(path: &Path) -> Result<Mbr, BaseError> {
         .map_err(read)?;
     let path_buf = path.to_path_buf();
     sniff(&head, len).map_err(|not| match not {
-        NotADisk::Compressed(format) => BaseError::Compressed {
-            fix: format.fix(&path.display().to_string()),
-            path: path_buf.clone(),
-            format,
-        },
+        NotADisk::Compressed(format) => {
+            let (command, output) = format.fix(&path.display().to_string());
+            BaseError::Compressed {
+                path: path_buf.clone(),
+                format,
+                command,
+                output,
+            }
+        }
         NotADisk::Tar => BaseError::Tar {
             path: path_buf.clone(),
         },

@@ -36,20 +36,21 @@ impl Compression {
         }
     }
 
-    /// The command that decompresses `file` into an uncompressed image, keeping `file`.
-    pub fn fix(self, file: &str) -> String {
+    /// The command that decompresses `file` (keeping it), and the file it makes.
+    pub fn fix(self, file: &str) -> (String, String) {
         let (ext, keep, to_stdout) = match self {
             Compression::Xz => (".xz", "xz -dk", "xz -dc"),
             Compression::Zstd => (".zst", "zstd -d", "zstd -dc"),
             Compression::Gzip => (".gz", "gunzip -k", "gzip -dc"),
             Compression::Bzip2 => (".bz2", "bunzip2 -k", "bzip2 -dc"),
-            Compression::Zip => return format!("unzip {file}"),
+            Compression::Zip => return (format!("unzip {file}"), "the .img inside".into()),
         };
         match file.strip_suffix(ext) {
-            Some(stem) => format!("{keep} {file}` and give `{stem}"),
+            Some(stem) => (format!("{keep} {file}"), stem.to_owned()),
             None => {
                 let stem = file.strip_suffix(".img").unwrap_or(file);
-                format!("{to_stdout} {file} > {stem}-uncompressed.img")
+                let out = format!("{stem}-uncompressed.img");
+                (format!("{to_stdout} {file} > {out}"), out)
             }
         }
     }
@@ -159,17 +160,18 @@ mod tests {
 
     #[test]
     fn decompression_hint_names_the_output() {
+        let fix = |c: Compression, f: &str| {
+            let (cmd, out) = c.fix(f);
+            format!("{cmd} -> {out}")
+        };
+        assert_eq!(fix(Compression::Xz, "u.img.xz"), "xz -dk u.img.xz -> u.img");
         assert_eq!(
-            Compression::Xz.fix("u.img.xz"),
-            "xz -dk u.img.xz` and give `u.img"
+            fix(Compression::Xz, "u.img"),
+            "xz -dc u.img > u-uncompressed.img -> u-uncompressed.img"
         );
         assert_eq!(
-            Compression::Xz.fix("u.img"),
-            "xz -dc u.img > u-uncompressed.img"
-        );
-        assert_eq!(
-            Compression::Zstd.fix("u.img.zst"),
-            "zstd -d u.img.zst` and give `u.img"
+            fix(Compression::Zstd, "u.img.zst"),
+            "zstd -d u.img.zst -> u.img"
         );
     }
 
