@@ -124,7 +124,8 @@ fn image_line(node_cfg: &str) -> String {
 #[test]
 fn inject_in_place_keeps_sha256sums_true_and_says_so() {
     let (dir, card) = own_card("inject-sums");
-    let cfg = config(&dir, None, "NODE_NAME=\"worker-7\"\n");
+    let base = fixture(BASE_2604);
+    let cfg = config(&dir, base.to_str(), "NODE_NAME=\"worker-7\"\n");
     let report = inject(&card, &cfg, &dir);
     assert!(report.contains("set NODE_NAME=\"worker-7\""), "{report}");
     assert!(
