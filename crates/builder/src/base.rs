@@ -13,6 +13,14 @@ use k8r_boot_config::Board;
 use crate::image::fat::FatImage;
 use crate::image::{card, ImageError};
 
+mod sniff;
+pub use sniff::{sniff, Compression, NotADisk, HEAD_LEN, MIN_IMAGE_BYTES};
+
+/// The vendor image k8r is built for and where to get it, for the hints.
+const GET_UBUNTU: &str = "k8r is built from Ubuntu Server 26.04 LTS for Raspberry Pi, \
+     uncompressed: ubuntu-26.04-preinstalled-server-arm64+raspi.img (download the .img.xz from \
+     https://ubuntu.com/download/raspberry-pi and run `xz -dk` on it)";
+
 /// Which Ubuntu layout the base image has (pi-boot.md §5, §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -51,6 +59,58 @@ pub enum BaseError {
     /// Reading the image failed.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The file cannot be read at all.
+    #[error("cannot read the base image {path}: {error}")]
+    Read {
+        /// The image.
+        path: PathBuf,
+        /// Why (not a `source`: printed here, once).
+        error: std::io::Error,
+    },
+    /// Compressed data where a disk image was expected.
+    #[error("{path}: this is {}-compressed data, not a disk image: decompress it first, e.g. `{command}`, and give {output} as the base image. {GET_UBUNTU}", format.name())]
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        format: Compression,
+        /// The command that decompresses it.
+        command: String,
+        /// The file that makes.
+        output: String,
+    },
+    /// A tar archive.
+    #[error("{path}: this is a tar archive, not a disk image: unpack it (`tar -xf {path}`) and give the .img inside. {GET_UBUNTU}")]
+    Tar {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An installer ISO.
+    #[error("{path}: this is an ISO 9660 (CD/DVD installer) image, not a Raspberry Pi disk image: k8r starts from the preinstalled server image. {GET_UBUNTU}")]
+    Iso {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Too small to be a Raspberry Pi image.
+    #[error("{path}: only {len} bytes, smaller than any Raspberry Pi disk image (at least {} MiB: a boot partition and a root filesystem): an interrupted download or the wrong file? {GET_UBUNTU}", MIN_IMAGE_BYTES >> 20)]
+    TooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        len: u64,
+    },
+    /// No partition table.
+    #[error("{path}: no partition table (no MBR boot signature 0x55aa at byte 510, or no partitions): this is not a disk image. {GET_UBUNTU}")]
+    NoPartitionTable {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A GPT disk.
+    #[error("{path}: GPT-partitioned (its protective MBR has a partition of type 0xee); k8r needs the MBR layout of Ubuntu Server for Raspberry Pi. {GET_UBUNTU}")]
+    Gpt {
+        /// The file.
+        path: PathBuf,
+    },
     /// The layout is not the Ubuntu one.
     #[error("{path}: {problem} (expected Ubuntu Server for Raspberry Pi: MBR, a FAT `system-boot` partition and an ext4 `writable` partition; is it an uncompressed .img?)")]
     Layout {
@@ -86,7 +146,7 @@ impl BaseImage {
             path: path.to_path_buf(),
             problem,
         };
-        let mbr = card::read_mbr(path)?;
+        let mbr = read_table(path)?;
         let mut boot = None;
         let mut root = None;
         for (i, entry) in mbr.partitions.iter().enumerate() {
@@ -100,12 +160,7 @@ impl BaseImage {
         }
         let boot = boot.ok_or_else(|| layout("no FAT partition".into()))?;
         let root = root.ok_or_else(|| layout("no Linux (0x83) partition".into()))?;
-        let len = std::fs::metadata(path)
-            .map_err(|source| ImageError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .len();
+        let len = file_len(path)?;
         if root.1.byte_offset() + root.1.byte_len() > len {
             return Err(layout(format!(
                 "partition {} ends beyond the end of the file ({len} bytes): truncated download?",
@@ -143,6 +198,62 @@ impl BaseImage {
         card::extract_partition(&self.path, self.root.0, out)?;
         Ok(())
     }
+}
+
+fn file_len(path: &Path) -> Result<u64, BaseError> {
+    let read = |error| BaseError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    Ok(std::fs::metadata(path).map_err(read)?.len())
+}
+
+/// Sniffs `path` ([`sniff`]) and reads its MBR; every refusal is one message with the fix.
+pub fn read_table(path: &Path) -> Result<Mbr, BaseError> {
+    let read = |error| BaseError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let len = file_len(path)?;
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    std::fs::File::open(path)
+        .map_err(read)?
+        .take(HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(read)?;
+    let path_buf = path.to_path_buf();
+    sniff(&head, len).map_err(|not| match not {
+        NotADisk::Compressed(format) => {
+            let (command, output) = format.fix(&path.display().to_string());
+            BaseError::Compressed {
+                path: path_buf.clone(),
+                format,
+                command,
+                output,
+            }
+        }
+        NotADisk::Tar => BaseError::Tar {
+            path: path_buf.clone(),
+        },
+        NotADisk::Iso => BaseError::Iso {
+            path: path_buf.clone(),
+        },
+        NotADisk::TooSmall => BaseError::TooSmall {
+            path: path_buf.clone(),
+            len,
+        },
+        NotADisk::NoPartitionTable => BaseError::NoPartitionTable {
+            path: path_buf.clone(),
+        },
+        NotADisk::Gpt => BaseError::Gpt {
+            path: path_buf.clone(),
+        },
+    })?;
+    // `sniff` saw at least 512 bytes and the boot signature.
+    Mbr::parse(&head[..512]).map_err(|e| BaseError::Layout {
+        path: path_buf,
+        problem: e.to_string(),
+    })
 }
 
 /// The firmware model's choice for boot files copied into `dir` (as a Pi 4 with a fresh

@@ -31,10 +31,13 @@ pub enum Command {
     /// and images/SHA256SUMS from a vendor image and variables.cfg.
     Assemble(AssembleArgs),
     /// Change the node configuration (variables.cfg, password_hash) of a built card in place,
-    /// without a rebuild; e.g. set KUBEADM_JOIN_STRING for workers.
+    /// without a rebuild; e.g. set KUBEADM_JOIN_STRING for workers. IMAGE is not needed (the
+    /// card keeps the one it was built from); no password_hash resets the login to the
+    /// distribution default; a SHA256SUMS beside the card is updated.
     Inject(InjectArgs),
     /// Show what is on a card image: partitions, labels, sizes, next boot, stored manifest,
-    /// node configuration.
+    /// node configuration, whether a login password is set. Exits 1 when the image is not a
+    /// k8r card (after describing it).
     Inspect(InspectArgs),
 }
 
@@ -96,7 +99,8 @@ pub struct InjectArgs {
     /// A card built by `assemble`.
     #[arg(long, default_value = "images/bootable_image.img")]
     pub image: PathBuf,
-    /// The new configuration (and `password_hash` beside it, if present).
+    /// The new configuration (and `password_hash` beside it, if present; without it the login
+    /// is reset to the distribution default). IMAGE in it is not used.
     #[arg(long, default_value = "variables.cfg")]
     pub config: PathBuf,
 }
@@ -104,7 +108,8 @@ pub struct InjectArgs {
 /// `inspect` options.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The card image.
+    /// The card image. Exit status: 0 for a k8r card, 1 for anything else (a vendor image,
+    /// not a disk image, unreadable), with the reason on stderr.
     pub image: PathBuf,
 }
 
@@ -118,7 +123,14 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect(args) => {
-            print!("{}", crate::inspect::inspect(&args.image)?);
+            let found = crate::inspect::inspect(&args.image)?;
+            print!("{}", found.text);
+            if !found.is_card {
+                bail!(
+                    "{}",
+                    crate::inspect::not_a_card(&args.image, found.has_boot)
+                );
+            }
             Ok(())
         }
     }

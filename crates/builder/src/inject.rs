@@ -4,7 +4,11 @@
 //! the node agent reads it at every boot (and the installer copies `user-data` onto the new
 //! boot partition), so the artefacts stay the same for every node and a worker's join command
 //! never enters them. `inject` rewrites those files (and `user-data` on p2, which cloud-init
-//! reads on the first boot). Nothing else on the card changes.
+//! reads on the first boot). Nothing else on the card changes, except that a `SHA256SUMS`
+//! beside the card listing it is brought up to date.
+//!
+//! `IMAGE` is a build input, not a node setting: the configuration need not have it, and the
+//! card keeps the value it was built with.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,9 +21,13 @@ use k8r_card::layout::{BOOT_LABEL, RECOVERY_LABEL};
 use k8r_card::recovery::{NODE_DIR, NODE_USER_DATA, NODE_VARIABLES};
 
 use crate::bootpart;
+use crate::config::Purpose;
 use crate::image::card;
 use crate::image::fat::FatImage;
-use crate::inspect::{fat_label, redact, stored_manifest};
+use crate::inspect::{fat_label, not_a_card, redact, stored_manifest};
+use crate::recovery::{default_login_user_data, sets_password, DEFAULT_LOGIN};
+
+mod sums;
 
 /// Where the card's partitions are, found by their labels.
 struct CardParts {
@@ -46,13 +54,9 @@ fn find_parts(image: &Path) -> Result<CardParts> {
             _ => {}
         }
     }
-    let recovery = recovery.with_context(|| {
-        format!(
-            "{} has no {} partition: is it a card built by `k8r-builder assemble`?",
-            image.display(),
-            RECOVERY_LABEL
-        )
-    })?;
+    let Some(recovery) = recovery else {
+        bail!("{}", not_a_card(image, boot.is_some()));
+    };
     Ok(CardParts { recovery, boot })
 }
 
@@ -65,10 +69,25 @@ fn settings(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `new` (a rendered variables.cfg) with the `IMAGE` line of `old` (the card's), or an empty
+/// one: `inject` never changes what the card says it was built from.
+fn keep_image(new: &str, old: &str) -> String {
+    let is_image = |l: &&str| l.trim_start().starts_with("IMAGE=");
+    let kept = old.lines().find(is_image).unwrap_or("IMAGE=\"\"");
+    new.lines()
+        .map(|l| if is_image(&l) { kept } else { l })
+        .fold(String::with_capacity(new.len()), |mut out, l| {
+            out.push_str(l);
+            out.push('\n');
+            out
+        })
+}
+
 /// Applies `config` (and `password_hash` beside it) to the card `image`; returns a report of
 /// what changed.
 pub fn inject(image: &Path, config: &Path) -> Result<String> {
-    let cfg = crate::config::load_and_warn(config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let cfg = crate::config::load_and_warn_for(config, Purpose::NodeSettings)
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let parts = find_parts(image)?;
     let manifest = stored_manifest(&parts.recovery)
         .map_err(|e| anyhow::anyhow!("the card's stored build: {e}"))?;
@@ -82,13 +101,12 @@ pub fn inject(image: &Path, config: &Path) -> Result<String> {
         );
     }
     let node_cfg = format!("{NODE_DIR}/{NODE_VARIABLES}");
-    let node_user_data = format!("{NODE_DIR}/{NODE_USER_DATA}");
-    let new = cfg.render_cfg();
     let old = parts
         .recovery
         .read(&node_cfg)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
+    let new = keep_image(&cfg.render_cfg(), &old);
     let mut report = String::new();
     let (old_s, new_s) = (settings(&old), settings(&new));
     let changed: Vec<&String> = new_s
@@ -109,19 +127,133 @@ pub fn inject(image: &Path, config: &Path) -> Result<String> {
         parts.recovery.write(&node_cfg, new.as_bytes(), epoch)?;
         let _ = writeln!(report, "wrote p1 {node_cfg}");
     }
-    if let Some(hash) = &cfg.password_hash {
-        let user_data = bootpart::user_data(hash);
-        let current = parts.recovery.read(&node_user_data).unwrap_or_default();
-        if current != user_data.as_bytes() {
-            parts
-                .recovery
-                .write(&node_user_data, user_data.as_bytes(), epoch)?;
-            let _ = writeln!(report, "wrote p1 {node_user_data} (login password)");
-            if let Some(boot) = &parts.boot {
-                boot.write(NODE_USER_DATA, user_data.as_bytes(), epoch)?;
-                let _ = writeln!(report, "wrote p2 user-data");
+    login(&parts, &cfg.password_hash, config, epoch, &mut report)?;
+    update_sums(image, &mut report);
+    Ok(report)
+}
+
+/// Writes the node's `user-data` (p1, and p2 which cloud-init reads) for `password_hash`; with
+/// none, puts back the distribution's default login if a password was set before.
+fn login(
+    parts: &CardParts,
+    password_hash: &Option<String>,
+    config: &Path,
+    epoch: u64,
+    report: &mut String,
+) -> Result<()> {
+    let node_user_data = format!("{NODE_DIR}/{NODE_USER_DATA}");
+    let on_p1 = parts.recovery.read(&node_user_data).ok();
+    let on_p2 = parts
+        .boot
+        .as_ref()
+        .and_then(|b| b.read(NODE_USER_DATA).ok());
+    let user_data = match password_hash {
+        Some(hash) => bootpart::user_data(hash),
+        None => {
+            let set = |d: &Option<Vec<u8>>| {
+                d.as_deref()
+                    .is_some_and(|d| sets_password(&String::from_utf8_lossy(d)))
+            };
+            if !set(&on_p1) && !set(&on_p2) {
+                return Ok(());
             }
+            default_login_user_data()
+        }
+    };
+    let mut wrote = false;
+    if on_p1.as_deref() != Some(user_data.as_bytes()) {
+        parts
+            .recovery
+            .write(&node_user_data, user_data.as_bytes(), epoch)?;
+        let _ = writeln!(report, "wrote p1 {node_user_data} (login password)");
+        wrote = true;
+    }
+    if let Some(boot) = &parts.boot {
+        if on_p2.as_deref() != Some(user_data.as_bytes()) {
+            boot.write(NODE_USER_DATA, user_data.as_bytes(), epoch)?;
+            let _ = writeln!(report, "wrote p2 {NODE_USER_DATA}");
+            wrote = true;
         }
     }
-    Ok(report)
+    if wrote && password_hash.is_none() {
+        let _ = writeln!(
+            report,
+            "no {} beside {}: login password reset to {DEFAULT_LOGIN}",
+            crate::config::PASSWORD_HASH_FILE,
+            config.display()
+        );
+    } else if wrote {
+        let _ = writeln!(
+            report,
+            "login password set from {} beside {} (the hash is not shown)",
+            crate::config::PASSWORD_HASH_FILE,
+            config.display()
+        );
+    }
+    Ok(())
+}
+
+/// Brings the line of `image` in a `SHA256SUMS` beside it up to date, saying so (or why not).
+fn update_sums(image: &Path, report: &mut String) {
+    let (Some(dir), Some(name)) = (image.parent(), image.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let path = dir.join(crate::assemble::SUMS);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let Some(listed) = sums::listed(&text, &name) else {
+        return;
+    };
+    let result = k8r_card::digest::sha256_file(image)
+        .with_context(|| format!("hashing {}", image.display()))
+        .and_then(|digest| {
+            if digest == listed {
+                return Ok(false);
+            }
+            let new = sums::with_digest(&text, &name, &digest).unwrap_or(text.clone());
+            let tmp = dir.join(format!(".{}.k8r-tmp", crate::assemble::SUMS));
+            std::fs::write(&tmp, new)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    anyhow::anyhow!("writing {}: {e}", path.display())
+                })?;
+            Ok(true)
+        });
+    match result {
+        Ok(true) => {
+            let _ = writeln!(report, "updated {} for {name}", path.display());
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = writeln!(
+                report,
+                "warning: {} lists {name} but could not be updated ({e:#}): its digest is now \
+                 stale; run `sha256sum {name}` in {} and fix the line",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cards_image_line_is_kept() {
+        let new = "# c\nIMAGE=\"/made/up.img\"\nK8S_VERSION=\"1.31.2\"\n";
+        let old = "IMAGE=\"/built/from.img\"\nK8S_VERSION=\"1.31.2\"\n";
+        assert_eq!(
+            keep_image(new, old),
+            "# c\nIMAGE=\"/built/from.img\"\nK8S_VERSION=\"1.31.2\"\n"
+        );
+        assert_eq!(
+            keep_image(new, "K8S_VERSION=\"1.31.2\"\n"),
+            "# c\nIMAGE=\"\"\nK8S_VERSION=\"1.31.2\"\n"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! `k8r-builder inspect IMAGE`: what is on a k8r card (or any MBR image): partitions, labels,
-//! sizes, where the firmware will boot next, the stored manifest and the node configuration.
+//! sizes, where the firmware will boot next, the stored manifest, the node configuration
+//! (secrets redacted) and whether a login password is set (never the hash). An image without
+//! a `K8R-RECOVER` partition is described and said plainly not to be a k8r card.
 
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
@@ -7,13 +9,59 @@ use std::path::Path;
 
 use k8r_boot_config::autoboot::Autoboot;
 pub use k8r_boot_config::volume::{ext4_label, fat_label};
-use k8r_card::layout::{RECOVERY_LABEL, ROOT_LABEL};
-use k8r_card::recovery::{AUTOBOOT_FILE, NODE_DIR, NODE_VARIABLES};
+use k8r_card::layout::{BOOT_LABEL, RECOVERY_LABEL, ROOT_LABEL};
+use k8r_card::recovery::{AUTOBOOT_FILE, NODE_DIR, NODE_USER_DATA, NODE_VARIABLES};
 use k8r_card::store::{Pointer, POINTER_FILE, STORE_DIR};
 use k8r_manifest::{Manifest, MANIFEST_FILE};
 
+use crate::base::{read_table, BaseError};
 use crate::image::fat::FatImage;
-use crate::image::{card, ext4, io_err, ImageError, MIB};
+use crate::image::{ext4, io_err, MIB};
+use crate::recovery::{sets_password, DEFAULT_LOGIN};
+
+/// What `inspect` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The report.
+    pub text: String,
+    /// Whether the image is a k8r card (it has a `K8R-RECOVER` partition); when not, the
+    /// caller says so ([`not_a_card`]).
+    pub is_card: bool,
+    /// Whether it has Ubuntu's `system-boot` partition.
+    pub has_boot: bool,
+}
+
+/// The plain statement that `image` is not a k8r card; `vendor`: it has a `system-boot`
+/// partition, as the vendor image a card is built from does.
+pub fn not_a_card(image: &Path, vendor: bool) -> String {
+    format!(
+        "{} is not a k8r card (no {RECOVERY_LABEL} partition){}; build a card with \
+         `k8r-builder assemble`",
+        image.display(),
+        if vendor {
+            ": it looks like a vendor image"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The report line about the login password, from the node's `user-data` on p1 (`None`:
+/// absent) and on p2.
+pub fn login_line(p1: Option<&[u8]>, p2: Option<&[u8]>) -> String {
+    let set = |d: Option<&[u8]>| d.is_some_and(|d| sets_password(&String::from_utf8_lossy(d)));
+    let node = format!("{NODE_DIR}/{NODE_USER_DATA}");
+    match (set(p1), set(p2)) {
+        (true, true) => format!("login password: set (p1 {node} and p2 user-data; the hash is not shown)"),
+        (false, false) => format!("login password: not set, {DEFAULT_LOGIN}"),
+        (true, false) => format!(
+            "login password: set in p1 {node} (the hash is not shown) but not on p2: it applies at the next install"
+        ),
+        (false, true) => format!(
+            "login password: set in p2 user-data (the hash is not shown) but not in p1 {node}: a reinstall resets it"
+        ),
+    }
+}
 
 /// The current build's manifest in the image store of a card's recovery partition (through
 /// the store's pointer file).
@@ -35,8 +83,11 @@ pub fn stored_manifest(p1: &FatImage) -> Result<Manifest, String> {
 }
 
 /// A human-readable report of `image`.
-pub fn inspect(image: &Path) -> Result<String, ImageError> {
-    let mbr = card::read_mbr(image)?;
+///
+/// # Errors
+/// The file is not a disk image or cannot be read.
+pub fn inspect(image: &Path) -> Result<Inspection, BaseError> {
+    let mbr = read_table(image)?;
     let mut out = String::new();
     let len = std::fs::metadata(image).map_err(io_err(image))?.len();
     let _ = writeln!(
@@ -120,6 +171,16 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
                 let _ = writeln!(out, "    {}", redact(line));
             }
         }
+        let p2 = labels
+            .iter()
+            .find(|(_, _, fs, l)| *fs == "FAT" && l == BOOT_LABEL)
+            .map(|(_, offset, _, _)| FatImage {
+                path: image.to_path_buf(),
+                offset: *offset,
+            });
+        let on_p1 = p1.read(&format!("{NODE_DIR}/{NODE_USER_DATA}")).ok();
+        let on_p2 = p2.and_then(|p2| p2.read(NODE_USER_DATA).ok());
+        let _ = writeln!(out, "{}", login_line(on_p1.as_deref(), on_p2.as_deref()));
     }
     if let Some((_, offset, _, _)) = labels
         .iter()
@@ -133,7 +194,15 @@ pub fn inspect(image: &Path) -> Result<String, ImageError> {
             }
         }
     }
-    Ok(out)
+    let is_card = labels.iter().any(|(_, _, _, l)| l == RECOVERY_LABEL);
+    let has_boot = labels
+        .iter()
+        .any(|(_, _, fs, l)| *fs == "FAT" && l == BOOT_LABEL);
+    Ok(Inspection {
+        text: out,
+        is_card,
+        has_boot,
+    })
 }
 
 /// Hides join tokens and certificate keys in a config line.
@@ -144,6 +213,28 @@ pub fn redact(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_line_says_set_or_not_and_never_the_hash() {
+        let ud = crate::bootpart::user_data("$6$salt$secrethash");
+        let set = login_line(Some(ud.as_bytes()), Some(ud.as_bytes()));
+        assert!(set.starts_with("login password: set"), "{set}");
+        assert!(!set.contains("secrethash"), "{set}");
+        let default = crate::recovery::default_login_user_data();
+        let unset = login_line(Some(default.as_bytes()), None);
+        assert!(unset.starts_with("login password: not set"), "{unset}");
+        assert!(login_line(None, None).starts_with("login password: not set"));
+    }
+
+    #[test]
+    fn not_a_card_says_what_to_do() {
+        let text = not_a_card(Path::new("u.img"), true);
+        assert_eq!(
+            text,
+            "u.img is not a k8r card (no K8R-RECOVER partition): it looks like a vendor image; \
+             build a card with `k8r-builder assemble`"
+        );
+    }
 
     #[test]
     fn redacts_secrets() {

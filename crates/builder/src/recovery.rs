@@ -174,9 +174,53 @@ pub fn modules_dir_candidates(release: &str) -> [String; 2] {
     ]
 }
 
+/// The node's cloud-init `user-data` (`k8r/node/user-data` on p1, copied onto p2 by the
+/// installer) when no `password_hash` is given after one was: the distribution's default login
+/// again (Ubuntu: user `ubuntu`, password `ubuntu`, to be changed at the first login). Written
+/// rather than deleted, because the installer keeps p2's `user-data` from `boot.tar.xz` when p1
+/// has none, and a build with a password has it there.
+pub fn default_login_user_data() -> String {
+    "#cloud-config\n\
+     # Written by k8r-builder: no password_hash, so the distribution's default login.\n\
+     chpasswd:\n  expire: true\n  users:\n    - name: ubuntu\n      password: ubuntu\n      type: text\n\
+     ssh_pwauth: true\n"
+        .to_owned()
+}
+
+/// What the user says about the login on first boot.
+pub const DEFAULT_LOGIN: &str =
+    "the distribution default (Ubuntu: user ubuntu, password ubuntu, to be changed at the first login)";
+
+/// Whether a cloud-init `user-data` sets a login password of its own (not Ubuntu's default
+/// `ubuntu`): a `password:`/`passwd:`/`hashed_passwd:`/`plain_text_passwd:` with another value.
+pub fn sets_password(user_data: &str) -> bool {
+    user_data.lines().any(|line| {
+        let line = line.trim().trim_start_matches("- ").trim_start();
+        let Some((key, value)) = line.split_once(':') else {
+            return false;
+        };
+        let value = value.trim().trim_matches(['"', '\'']);
+        matches!(
+            key.trim(),
+            "password" | "passwd" | "hashed_passwd" | "plain_text_passwd"
+        ) && !value.is_empty()
+            && value != "ubuntu"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_login_sets_no_password_and_a_hash_does() {
+        assert!(!sets_password(&default_login_user_data()));
+        assert!(sets_password(&crate::bootpart::user_data("$6$salt$hash")));
+        assert!(!sets_password("#cloud-config\nssh_pwauth: true\n"));
+        assert!(sets_password(
+            "#cloud-config\nusers:\n  - name: me\n    passwd: '$6$x$y'\n"
+        ));
+    }
 
     const DEP: &str = "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\n\
 kernel/lib/crc16.ko:\nkernel/fs/jbd2/jbd2.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n\

@@ -12,7 +12,7 @@ use super::keys;
 use super::render::{quote_cfg, quote_toml};
 use super::types::{Cni, Components, Defaulted, Mirrors};
 use super::validate::{self, CniKind, Hint, Problem};
-use super::BuildConfig;
+use super::{BuildConfig, Purpose};
 
 /// Which file syntax the assignments came from (for key spelling and hints).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +135,7 @@ pub(crate) fn build(
     syntax: Syntax,
     assignments: &[Assignment],
     syntax_errors: Vec<ConfigError>,
+    purpose: Purpose,
 ) -> Result<BuildConfig, ConfigErrors> {
     let mut ctx = Ctx {
         file,
@@ -188,7 +189,7 @@ pub(crate) fn build(
         }
         ctx.values.insert(name, a);
     }
-    let config = settings(&mut ctx);
+    let config = settings(&mut ctx, purpose);
     let Ctx {
         mut errors,
         warnings,
@@ -209,8 +210,12 @@ pub(crate) fn build(
 }
 
 /// Every key checked (all errors collected), defaults applied, cross-checks done.
-fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
-    let image = ctx.required("IMAGE", |v| validate::image(v).map(|()| PathBuf::from(v)));
+fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid> {
+    let image_rule = |v: &str| validate::image(v).map(|()| PathBuf::from(v));
+    let image = match purpose {
+        Purpose::Build => ctx.required("IMAGE", image_rule).map(Some),
+        Purpose::NodeSettings => ctx.optional("IMAGE", image_rule),
+    };
     let k8s_version = ctx.required("K8S_VERSION", validate::k8s_version);
     let arch = ctx.optional("ARCH", validate::arch);
     let endpoint = ctx.optional("CONTROL_PLANE_ENDPOINT", |v| validate::endpoint(v, false));
@@ -299,7 +304,7 @@ fn settings(ctx: &mut Ctx<'_>) -> Result<BuildConfig, Invalid> {
 
     let k8s_version = k8s_version?;
     Ok(BuildConfig {
-        image: image?,
+        image: image?.unwrap_or_default(),
         k8s_version,
         arch: arch?.unwrap_or(super::types::Arch::Arm64),
         control_plane_endpoint: endpoint,

@@ -63,7 +63,7 @@ pub const KEYS: &[KeyDoc] = &[
         name: "IMAGE",
         required: true,
         default: "none (required)",
-        example: "ubuntu-24.04.3-preinstalled-server-arm64+raspi.img",
+        example: "ubuntu-26.04-preinstalled-server-arm64+raspi.img",
         doc: "File name of the vendor OS image all nodes are built from. Must be the \
               uncompressed .img (decompress a .img.xz with `xz -dk`). A relative path is \
               relative to the directory of this configuration file.",

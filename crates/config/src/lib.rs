@@ -41,6 +41,7 @@ pub const PASSWORD_HASH_FILE: &str = "password_hash";
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
     /// `IMAGE`: the uncompressed vendor image (made absolute-or-config-relative by [`load`]).
+    /// Empty when a configuration loaded for [`Purpose::NodeSettings`] has none.
     pub image: PathBuf,
     /// `K8S_VERSION` (>= 1.31.0).
     pub k8s_version: Version,
@@ -150,6 +151,18 @@ impl BuildConfig {
     }
 }
 
+/// What a configuration is loaded for: which keys it must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// Building images (`assemble`): `IMAGE` is required.
+    #[default]
+    Build,
+    /// Changing a built card's node settings (`inject`): `IMAGE` is optional (the card is
+    /// already built; a given `IMAGE` is still checked) and [`BuildConfig::image`] is empty
+    /// when it is absent.
+    NodeSettings,
+}
+
 /// Keys that hold a node's secrets and never go into the shared upgrade artefacts.
 pub const NODE_SECRET_KEYS: &[&str] = &["KUBEADM_JOIN_STRING"];
 
@@ -158,7 +171,18 @@ pub const NODE_SECRET_KEYS: &[&str] = &["KUBEADM_JOIN_STRING"];
 /// # Errors
 /// Every problem of the file at once.
 pub fn load_and_warn(config_path: &Path) -> Result<BuildConfig, ConfigErrors> {
-    let cfg = load(config_path)?;
+    load_and_warn_for(config_path, Purpose::Build)
+}
+
+/// [`load_and_warn`] for `purpose`.
+///
+/// # Errors
+/// Every problem of the file at once.
+pub fn load_and_warn_for(
+    config_path: &Path,
+    purpose: Purpose,
+) -> Result<BuildConfig, ConfigErrors> {
+    let cfg = load_for(config_path, purpose)?;
     for w in cfg.warnings() {
         log::warn!("{w}");
     }
@@ -167,18 +191,36 @@ pub fn load_and_warn(config_path: &Path) -> Result<BuildConfig, ConfigErrors> {
 
 /// Parses and validates a `variables.cfg` text. `file` is used in messages only.
 pub fn parse_cfg(file: &Path, text: &str) -> Result<BuildConfig, ConfigErrors> {
+    parse_cfg_for(file, text, Purpose::Build)
+}
+
+/// [`parse_cfg`] for `purpose`.
+pub fn parse_cfg_for(
+    file: &Path,
+    text: &str,
+    purpose: Purpose,
+) -> Result<BuildConfig, ConfigErrors> {
     let (assignments, errors) = cfg_syntax::lex(file, text);
-    build::build(file, Syntax::Cfg, &assignments, errors)
+    build::build(file, Syntax::Cfg, &assignments, errors, purpose)
 }
 
 /// Parses and validates the TOML form. `file` is used in messages only.
 pub fn parse_toml(file: &Path, text: &str) -> Result<BuildConfig, ConfigErrors> {
+    parse_toml_for(file, text, Purpose::Build)
+}
+
+/// [`parse_toml`] for `purpose`.
+pub fn parse_toml_for(
+    file: &Path,
+    text: &str,
+    purpose: Purpose,
+) -> Result<BuildConfig, ConfigErrors> {
     let (assignments, errors) = toml_input::lex(file, text);
     if assignments.is_empty() && !errors.is_empty() && errors.iter().all(|e| e.key.is_none()) {
         // A TOML syntax error: nothing else can be said about the file.
         return Err(ConfigErrors(errors));
     }
-    build::build(file, Syntax::Toml, &assignments, errors)
+    build::build(file, Syntax::Toml, &assignments, errors, purpose)
 }
 
 fn read(path: &Path, what: &str) -> Result<String, ConfigErrors> {
@@ -200,17 +242,23 @@ fn read(path: &Path, what: &str) -> Result<String, ConfigErrors> {
 /// Reads a configuration file (`.toml` → TOML, anything else → `variables.cfg` syntax), the
 /// `password_hash` file beside it if present, and resolves `IMAGE` relative to the
 /// configuration's directory. All problems are reported together. Whether the image exists is
-/// not checked here: `inject` loads a configuration without the base image, and `assemble`
-/// may be given another base image on the command line.
+/// not checked here: `assemble` may be given another base image on the command line.
+/// `IMAGE` is required; see [`load_for`].
 pub fn load(config_path: &Path) -> Result<BuildConfig, ConfigErrors> {
+    load_for(config_path, Purpose::Build)
+}
+
+/// [`load`] for `purpose`: [`Purpose::NodeSettings`] (`inject`) takes a configuration without
+/// `IMAGE`.
+pub fn load_for(config_path: &Path, purpose: Purpose) -> Result<BuildConfig, ConfigErrors> {
     let text = read(config_path, "configuration file")?;
     let is_toml = config_path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
     let parsed = if is_toml {
-        parse_toml(config_path, &text)
+        parse_toml_for(config_path, &text, purpose)
     } else {
-        parse_cfg(config_path, &text)
+        parse_cfg_for(config_path, &text, purpose)
     };
     let dir = config_path.parent().unwrap_or(Path::new(""));
     let password_path = dir.join(PASSWORD_HASH_FILE);
@@ -230,8 +278,49 @@ pub fn load(config_path: &Path) -> Result<BuildConfig, ConfigErrors> {
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
     };
     config.password_hash = password_hash;
-    if config.image.is_relative() {
+    if config.image.is_relative() && !config.image.as_os_str().is_empty() {
         config.image = dir.join(&config.image);
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod purpose_tests {
+    use super::*;
+
+    const NO_IMAGE: &str = "K8S_VERSION=\"1.31.2\"\nNODE_NAME=\"w1\"\n";
+
+    #[test]
+    fn node_settings_need_no_image_but_a_build_does() {
+        let file = Path::new("worker.cfg");
+        let cfg = parse_cfg_for(file, NO_IMAGE, Purpose::NodeSettings).expect("no IMAGE is fine");
+        assert_eq!(cfg.image, PathBuf::new());
+        assert_eq!(cfg.node_name.as_deref(), Some("w1"));
+        let err = parse_cfg(file, NO_IMAGE)
+            .expect_err("a build needs IMAGE")
+            .to_string();
+        assert!(err.contains("IMAGE, which is required"), "{err}");
+        let toml = "k8s_version = \"1.31.2\"\n";
+        assert!(parse_toml_for(Path::new("k.toml"), toml, Purpose::NodeSettings).is_ok());
+        // A given IMAGE is still checked.
+        let xz = format!("{NO_IMAGE}IMAGE=\"u.img.xz\"\n");
+        assert!(parse_cfg_for(file, &xz, Purpose::NodeSettings).is_err());
+    }
+
+    #[test]
+    fn load_for_node_settings_leaves_a_missing_image_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("variables.cfg");
+        std::fs::write(&path, NO_IMAGE).expect("write");
+        let cfg = load_for(&path, Purpose::NodeSettings).expect("load");
+        assert_eq!(
+            cfg.image,
+            PathBuf::new(),
+            "not the configuration's directory"
+        );
+        assert!(load(&path).is_err());
+        std::fs::write(&path, format!("{NO_IMAGE}IMAGE=\"u.img\"\n")).expect("write");
+        let cfg = load_for(&path, Purpose::NodeSettings).expect("load");
+        assert_eq!(cfg.image, dir.path().join("u.img"));
+    }
 }

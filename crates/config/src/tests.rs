@@ -291,7 +291,7 @@ fn missing_required_keys_are_listed_last() {
     );
     assert_eq!(
         lines[1],
-        "variables.cfg: IMAGE: expected a value for IMAGE, which is required; hint: add IMAGE=\"ubuntu-24.04.3-preinstalled-server-arm64+raspi.img\""
+        "variables.cfg: IMAGE: expected a value for IMAGE, which is required; hint: add IMAGE=\"ubuntu-26.04-preinstalled-server-arm64+raspi.img\""
     );
     assert!(
         lines[2].starts_with("variables.cfg: K8S_VERSION: expected a value"),

@@ -70,7 +70,7 @@ pub(crate) fn image(value: &str) -> Result<(), Problem> {
     }
     if value.ends_with('/') || !lower.ends_with(".img") || lower == ".img" {
         return Err(Problem::new("an image file name ending in .img")
-            .hint("give the uncompressed vendor image, e.g. IMAGE=\"ubuntu-24.04.3-preinstalled-server-arm64+raspi.img\""));
+            .hint("give the uncompressed vendor image, e.g. IMAGE=\"ubuntu-26.04-preinstalled-server-arm64+raspi.img\""));
     }
     Ok(())
 }
