@@ -212,16 +212,31 @@ fn inject_changes_only_the_node_configuration() {
 /// A worker card's join token lives only in its own settings on the recovery partition, never
 /// in the upgrade artefacts users upload to `HTTP_IMAGE_URL` (nor in the card's root).
 #[test]
-fn a_join_token_stays_out_of_the_upgrade_artefacts() {
+fn node_secrets_stay_out_of_the_upgrade_artefacts() {
     let join = "kubeadm join 10.0.0.1:6443 --token k8rtst.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    let built = assemble_card(
-        "cli-join-secret",
-        BASE_2404,
-        &format!("KUBEADM_JOIN_STRING=\"{join}\"\n"),
-    );
+    let dir = scratch("cli-join-secret");
+    let config = dir.join("variables.cfg");
+    std::fs::write(
+        &config,
+        test_config(
+            mirror_server(),
+            &fixture(BASE_2404),
+            &format!("KUBEADM_JOIN_STRING=\"{join}\"\n"),
+        ),
+    )
+    .expect("config");
+    // The login password's hash: not a node's own secret, but one the upgrade artefacts,
+    // uploaded to a web server, must not hand out either.
+    let hash_secret =
+        "q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c3v4b5n6m7q8w9e0r1t2y3u4i5o6p7a8s9d0f1g2h3j4";
+    let hash = format!("$6$k8rsalt${hash_secret}");
+    std::fs::write(dir.join("password_hash"), format!("{hash}\n")).expect("password_hash");
+    let images = dir.join("images");
+    build_with(&dir, &config, &images).expect("build");
+    let card = images.join("bootable_image.img");
     let secret = "q7w8e9r0t1y2u3i4";
-    let root = built.dir.join("root.img");
-    let xz = std::fs::File::open(built.images.join("image.img.xz")).expect("xz");
+    let root = dir.join("root.img");
+    let xz = std::fs::File::open(images.join("image.img.xz")).expect("xz");
     let mut plain = std::fs::File::create(&root).expect("root");
     std::io::copy(&mut liblzma::read::XzDecoder::new(xz), &mut plain).expect("decompress");
     let baked = k8r_builder::image::ext4::read_file(&root, "/usr/lib/k8r/variables.cfg")
@@ -233,16 +248,37 @@ fn a_join_token_stays_out_of_the_upgrade_artefacts() {
         "no token in image.img.xz: {baked}"
     );
     let raw = std::fs::read(&root).expect("read root");
-    assert!(
-        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
-        "no token anywhere in the root image's bytes"
-    );
-    let p1 = fat_partition(&built.card, 1).expect("p1");
+    for s in [secret, hash_secret] {
+        assert!(
+            !raw.windows(s.len()).any(|w| w == s.as_bytes()),
+            "no {s} anywhere in the root image's bytes"
+        );
+    }
+    let txz = std::fs::File::open(images.join("boot.tar.xz")).expect("boot.tar.xz");
+    let mut boot = Vec::new();
+    std::io::Read::read_to_end(&mut liblzma::read::XzDecoder::new(txz), &mut boot)
+        .expect("decompress boot.tar.xz");
+    for s in [secret, hash_secret] {
+        assert!(
+            !boot.windows(s.len()).any(|w| w == s.as_bytes()),
+            "no {s} in boot.tar.xz"
+        );
+    }
+    let p1 = fat_partition(&card, 1).expect("p1");
     let node = String::from_utf8(p1.read("k8r/node/variables.cfg").expect("node")).expect("utf8");
     assert!(
         node.contains(join),
         "the node's own settings keep it: {node}"
     );
+    // The card itself logs in with the password: the node's user-data on p1 (the installer
+    // puts it on every boot partition it writes) and the card's own boot partition.
+    let p1_user =
+        String::from_utf8(p1.read("k8r/node/user-data").expect("p1 user-data")).expect("utf8");
+    assert!(p1_user.contains(&hash), "{p1_user}");
+    let boot_fat = fat_partition(&card, 2).expect("p2");
+    let p2_user =
+        String::from_utf8(boot_fat.read("user-data").expect("p2 user-data")).expect("utf8");
+    assert!(p2_user.contains(&hash), "{p2_user}");
 }
 
 #[test]

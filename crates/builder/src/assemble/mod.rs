@@ -205,12 +205,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     // 4. Working boot partition files.
     let boot_dir = work.join("boot");
     t.step("working boot partition", || {
-        root::working_boot(
-            &base_boot,
-            &boot_dir,
-            &choice,
-            opts.inputs.password_hash.as_deref(),
-        )
+        root::working_boot(&base_boot, &boot_dir, &choice)
     })?;
 
     // 5. Free space of the root must be zero: the installer writes only the used ranges.
@@ -301,6 +296,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     // 9. The card.
     let card_path = work.join(CARD);
     t.step("card image", || {
+        root::card_boot(&boot_dir, opts.inputs.password_hash.as_deref())?;
         card_image::card_image(
             &base,
             &boot_dir,

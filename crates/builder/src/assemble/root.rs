@@ -80,13 +80,12 @@ pub(super) fn customise_root(
     Ok(())
 }
 
-/// The working boot partition's files: the base's, with k8r's cmdline and config edits and the
-/// login password's cloud-init user-data.
+/// The working boot partition's files as `boot.tar.xz` carries them: the base's, with k8r's
+/// cmdline and config edits. The login password is not among them ([`card_boot`]).
 pub(super) fn working_boot(
     base_boot: &Path,
     boot_dir: &Path,
     choice: &BootChoice,
-    password_hash: Option<&str>,
 ) -> Result<(), AssembleError> {
     crate::image::copy_tree(base_boot, boot_dir)?;
     let edit = |rel: &str, f: &dyn Fn(&str) -> String| -> Result<(), AssembleError> {
@@ -97,6 +96,14 @@ pub(super) fn working_boot(
     };
     edit(&choice.cmdline_file, &bootpart::edit_cmdline)?;
     edit("config.txt", &bootpart::edit_config)?;
+    Ok(())
+}
+
+/// The card's own boot partition: the working boot files plus the login password's cloud-init
+/// `user-data`. The password's hash stays on the card (here and in the node's settings on the
+/// recovery partition, which the installer copies onto every boot partition it writes), never
+/// in `boot.tar.xz`, which users upload to `HTTP_IMAGE_URL`.
+pub(super) fn card_boot(boot_dir: &Path, password_hash: Option<&str>) -> Result<(), AssembleError> {
     if let Some(hash) = password_hash {
         let ud = boot_dir.join("user-data");
         std::fs::write(&ud, bootpart::user_data(hash)).map_err(io_err(&ud))?;
