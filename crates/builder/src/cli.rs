@@ -55,11 +55,13 @@ pub struct AssembleArgs {
     #[arg(long, default_value = "images")]
     pub out: PathBuf,
     /// The static recovery installer (aarch64-musl k8r-installer). Default: $K8R_INSTALLER,
-    /// then k8r-installer next to this program.
+    /// then k8r-installer-aarch64 next to this program, then the aarch64 release build of the
+    /// source tree this program was built in.
     #[arg(long, env = "K8R_INSTALLER")]
     pub installer: Option<PathBuf>,
     /// The static node agent `k8r` (aarch64-musl k8r-node). Default: $K8R_AGENT, then
-    /// k8r-agent-aarch64 next to this program.
+    /// k8r-agent-aarch64 next to this program, then the aarch64 release build of the source
+    /// tree this program was built in.
     #[arg(long, env = "K8R_AGENT")]
     pub agent: Option<PathBuf>,
     /// A static busybox to put in the recovery initramfs for the recovery menu's shell
@@ -136,25 +138,33 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A static program the card carries: given, or `beside` the builder.
+/// A static program the card carries: given, `beside` the builder, or cargo's aarch64 release
+/// build (`built`) in the target directory the builder runs from.
 fn program_path(
     given: Option<&Path>,
     beside: &str,
     what: &str,
     flag: &str,
     package: &str,
+    built: &str,
 ) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
     let exe = std::env::current_exe().context("locating k8r-builder")?;
-    let next_to = exe.with_file_name(beside);
-    if next_to.exists() {
-        return Ok(next_to);
+    // Beside this program (an install), or where cargo puts the aarch64 build of the same
+    // source tree (`target/{debug,release}/k8r-builder` → `target/aarch64-…/release/`).
+    let mut candidates = vec![exe.with_file_name(beside)];
+    if let Some(target) = exe.parent().and_then(Path::parent) {
+        candidates.push(target.join(format!("aarch64-unknown-linux-musl/release/{built}")));
+    }
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
     }
     bail!(
-        "no {what} given: pass --{flag} PATH (or set K8R_{}); build it with \
-         `cargo build --release -p {package} --target aarch64-unknown-linux-musl`",
+        "no {what} given: pass --{flag} PATH (or set K8R_{}), or build the card with \
+         `cargo xtask build-image --config CONFIG` in the k8r source tree, which builds it \
+         (alone: `cargo build --release -p {package} --target aarch64-unknown-linux-musl`)",
         flag.to_ascii_uppercase()
     )
 }
@@ -214,6 +224,7 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
             "recovery installer",
             "installer",
             "k8r-installer",
+            "k8r-installer",
         )?,
         agent: program_path(
             args.agent.as_deref(),
@@ -221,6 +232,7 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
             "node agent",
             "agent",
             "k8r-node",
+            "k8r",
         )?,
         busybox: args.busybox.clone(),
         fetcher,

@@ -36,6 +36,22 @@ fn assemble_args() -> Vec<String> {
     .to_vec()
 }
 
+/// `args` without `--installer PATH` and `--agent PATH`.
+fn without_programs<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if *a == "--installer" || *a == "--agent" {
+            skip = true;
+        } else {
+            out.push(*a);
+        }
+    }
+    out
+}
+
 fn write_config(dir: &Path, base: &Path, extra: &str) {
     std::fs::write(
         dir.join("variables.cfg"),
@@ -81,9 +97,14 @@ fn sums_verify(images: &Path) -> Result<(), String> {
 fn a_second_build_into_the_same_directory_is_refused_and_the_first_verifies() {
     let dir = scratch("outputs-concurrent");
     write_config(&dir, &fixture(BASE_2604), "K8S_VERSON=\"1.31.2\"\n");
+    // No --installer/--agent: the builder finds the aarch64 release builds of its own source
+    // tree (target/aarch64-unknown-linux-musl/release), as after `cargo xtask build-image`.
     let args = assemble_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = without_programs(&args);
     let first = builder_command(&args, &dir)
+        .env_remove("K8R_INSTALLER")
+        .env_remove("K8R_AGENT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
