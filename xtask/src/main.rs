@@ -1,6 +1,7 @@
 //! `cargo xtask setup|fixtures|test|demo`: everything a newcomer runs, in one place.
 
 mod apt;
+mod bench;
 mod build_image;
 mod demo;
 mod fixtures;
@@ -49,6 +50,10 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Time k8r's install data path against the seed's `xz | dd`, `xz -T0 | dd` and
+    /// `bmaptool copy` on the same realistic root image, with the floors (decode, hash,
+    /// write); prints medians, peak memory and the ratios. Needs `cargo xtask setup` first.
+    Bench(bench::BenchArgs),
     /// Show the story so far: boot the fixture card through the QEMU harness and show its
     /// console.
     Demo,
@@ -73,6 +78,7 @@ fn run(task: Task) -> Result<()> {
         Task::Test { cargo_args } => test::run(&cargo_args),
         Task::Demo => demo::run(),
         Task::BuildImage { args } => build_image::run(&args),
+        Task::Bench(args) => bench::run(&args),
     }
 }
 

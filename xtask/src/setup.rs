@@ -28,6 +28,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("systemd", "systemd-analyze"),
     // The QEMU harness relays the guest's forwarded HTTP connections (MachineConfig::guest_http).
     ("socat", "socat"),
+    // `cargo xtask bench` compares with bmaptool and reads peak memory with GNU time.
+    ("bmap-tools", "bmaptool"),
+    ("time", "/usr/bin/time"),
 ];
 
 /// Runs every setup step.

@@ -1,0 +1,218 @@
+//! `cargo xtask bench`: k8r's install data path against what a user would run instead, timed
+//! in one run on the same input and the same target, with the ratios as the result.
+//!
+//! Input ([`root`]): a realistic ext4 root and the builder's own `image.img.xz`, used ranges
+//! and, for bmaptool, a block map. Methods, each writing a file target on this machine's disk
+//! and ending with an fsync:
+//!
+//! - the seed's pipeline: `xz -dc | dd`, then `sha256sum` of what was written;
+//! - `xz -T0 -dc | dd` (parallel decode, no check at all);
+//! - `bmaptool copy` (Debian's bmap-tools: the xz artefact and its block map; checks the
+//!   digests of the ranges it writes);
+//! - k8r's data path built for the host (`crates/card/examples/host_install.rs`, the calls the
+//!   installer makes), without and with the O_DIRECT read-back;
+//! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes.
+//!
+//! Runs are paired (each round runs every method once, in order) and the median of the rounds
+//! is reported, with each method's peak RSS (GNU time's `%M`: the largest process of the
+//! method).
+
+mod root;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::test;
+use table::{Kind, Row};
+
+/// `cargo xtask bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Rounds (each runs every method once); the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Size of the root file system image, MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub size_mib: u64,
+    /// Files copied from /usr into it, MiB (~30 % of the default size, like a fresh root).
+    #[arg(long, default_value_t = 640)]
+    pub data_mib: u64,
+}
+
+/// The two k8r rows, by name.
+const K8R: &str = "k8r write path (decode, write used ranges, hash)";
+const K8R_READ_BACK: &str = "k8r write path + O_DIRECT read-back";
+
+/// One way to install the root.
+struct Method {
+    name: &'static str,
+    kind: Kind,
+    /// The command line, for `sh -c`.
+    script: String,
+}
+
+/// Runs the bench and prints the table.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    for (tool, package) in [
+        ("bmaptool", "bmap-tools"),
+        ("/usr/bin/time", "time"),
+        ("xz", "xz-utils"),
+    ] {
+        if !have(tool) {
+            bail!("{tool} is missing (Debian package {package}): run `sudo cargo xtask setup`");
+        }
+    }
+    test::cargo_build(
+        "the installer's data path for the host (release)",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "k8r-card",
+            "--example",
+            "host_install",
+        ],
+    )?;
+    let target_dir = k8r_qemu::assets::target_dir();
+    let host_install = target_dir.join("release/examples/host_install");
+    let dir = target_dir.join("bench");
+    let input = root::prepare(&dir, args.size_mib, args.data_mib)?;
+    log::info!(
+        "bench: root {} MiB, {} MiB used, image.img.xz {} MiB; {} rounds",
+        input.size >> 20,
+        input.used >> 20,
+        input.compressed >> 20,
+        args.runs
+    );
+    let target = dir.join("target.img");
+    let methods = methods(&input, &host_install, &target);
+    let mut rows: Vec<Row> = methods
+        .iter()
+        .map(|m| Row {
+            name: m.name.to_owned(),
+            kind: m.kind,
+            runs: Vec::new(),
+            rss_kib: 0,
+        })
+        .collect();
+    for round in 1..=args.runs {
+        for (m, row) in methods.iter().zip(rows.iter_mut()) {
+            let _ = std::fs::remove_file(&target);
+            let (took, rss) =
+                timed(&m.script, &dir).with_context(|| format!("round {round}: {}", m.name))?;
+            log::info!(
+                "bench: round {round}: {:<52} {:>7.2} s {:>5} MiB",
+                m.name,
+                took.as_secs_f64(),
+                rss / 1024
+            );
+            row.runs.push(took);
+            row.rss_kib = row.rss_kib.max(rss);
+        }
+    }
+    let _ = std::fs::remove_file(&target);
+    println!(
+        "\nroot {} MiB, {} MiB in its used ranges, image.img.xz {} MiB; target: a file in {}; \
+         {} cores\n",
+        input.size >> 20,
+        input.used >> 20,
+        input.compressed >> 20,
+        dir.display(),
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    );
+    print!("{}", table::render(&rows, K8R, K8R_READ_BACK));
+    Ok(())
+}
+
+fn methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<Method> {
+    let a = quote(&input.artefact);
+    let t = quote(target);
+    let r = quote(&input.ranges);
+    let img = quote(&input.image);
+    let hi = quote(host_install);
+    let b = quote(&input.bmap);
+    let dd = format!("dd of={t} bs=4M conv=fsync status=none");
+    vec![
+        Method {
+            name: "seed: xz -dc | dd + sha256sum",
+            kind: Kind::Rival,
+            script: format!("xz -dc {a} | {dd} && sha256sum {t} >/dev/null"),
+        },
+        Method {
+            name: "xz -T0 -dc | dd (no check)",
+            kind: Kind::Rival,
+            script: format!("xz -T0 -dc {a} | {dd}"),
+        },
+        Method {
+            name: "bmaptool copy (xz + bmap, checks its ranges)",
+            kind: Kind::Rival,
+            script: format!("bmaptool -q copy --bmap {b} {a} {t}"),
+        },
+        Method {
+            name: K8R,
+            kind: Kind::K8r,
+            script: format!("{hi} install {a} {r} {t}"),
+        },
+        Method {
+            name: K8R_READ_BACK,
+            kind: Kind::K8r,
+            script: format!("{hi} install {a} {r} {t} --read-back"),
+        },
+        Method {
+            name: "floor: xz -T0 -dc > /dev/null",
+            kind: Kind::Floor,
+            script: format!("xz -T0 -dc {a} >/dev/null"),
+        },
+        Method {
+            name: "floor: SHA-256 of the used bytes",
+            kind: Kind::Floor,
+            script: format!("{hi} floor-hash {img} {r}"),
+        },
+        Method {
+            name: "floor: write the used bytes",
+            kind: Kind::Floor,
+            script: format!("{hi} floor-write {img} {r} {t}"),
+        },
+    ]
+}
+
+/// Runs `script` under GNU time; its wall time and peak RSS in KiB.
+fn timed(script: &str, dir: &Path) -> Result<(Duration, u64)> {
+    let rss_file = dir.join("rss.txt");
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .output()
+        .context("running /usr/bin/time")?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "`{script}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let rss = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|t| t.lines().last()?.trim().parse().ok())
+        .unwrap_or(0);
+    Ok((took, rss))
+}
+
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+}
+
+fn have(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d: PathBuf| d.join(tool).is_file()))
+}

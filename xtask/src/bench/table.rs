@@ -1,0 +1,131 @@
+//! The bench's result table (pure): medians of paired runs, peak memory, and the ratios that
+//! are the result (times depend on the machine; ratios measured in one run do not).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What a row is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Something a user would run instead of k8r.
+    Rival,
+    /// k8r's own data path.
+    K8r,
+    /// A lower bound: one piece of the work alone.
+    Floor,
+}
+
+/// One method's runs.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What ran, as a user would name it.
+    pub name: String,
+    /// Its role in the comparison.
+    pub kind: Kind,
+    /// Wall time of each run.
+    pub runs: Vec<Duration>,
+    /// Peak resident memory of the method's processes, KiB (largest of the runs).
+    pub rss_kib: u64,
+}
+
+impl Row {
+    /// The median run (the lower middle one for an even count); zero without runs.
+    pub fn median(&self) -> Duration {
+        let mut sorted = self.runs.clone();
+        sorted.sort_unstable();
+        sorted
+            .get(sorted.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// `a / b` of two durations; `None` when `b` is zero.
+pub fn ratio(a: Duration, b: Duration) -> Option<f64> {
+    (!b.is_zero()).then(|| a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// The table: one line per row with its median and peak memory, then for each k8r path how
+/// fast it is against each rival (`rival time / k8r time`: above 1, k8r is faster) and its
+/// time against each floor (`k8r time / floor time`: 1 is the floor itself). `k8r` and `k8r_read_back` name the
+/// two k8r rows.
+pub fn render(rows: &[Row], k8r: &str, k8r_read_back: &str) -> String {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(6).max(6);
+    let mut out = String::new();
+    let runs = rows.iter().map(|r| r.runs.len()).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "| {:<width$} | median of {runs} | peak RSS |",
+        "method"
+    );
+    let _ = writeln!(out, "| {} | ---: | ---: |", "-".repeat(width));
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {:<width$} | {:>7.2} s | {:>4} MiB |",
+            r.name,
+            r.median().as_secs_f64(),
+            r.rss_kib / 1024
+        );
+    }
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    for mine in [k8r, k8r_read_back] {
+        let Some(me) = find(mine) else { continue };
+        let _ = writeln!(out, "\n{mine}:");
+        for r in rows.iter().filter(|r| r.kind == Kind::Rival) {
+            if let Some(x) = ratio(r.median(), me.median()) {
+                let _ = writeln!(out, "  {x:>5.2}x as fast as {}", r.name);
+            }
+        }
+        for r in rows.iter().filter(|r| r.kind == Kind::Floor) {
+            if let Some(x) = ratio(me.median(), r.median()) {
+                let _ = writeln!(out, "  {x:>5.2}x the time of {}", r.name);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, kind: Kind, secs: &[u64]) -> Row {
+        Row {
+            name: name.into(),
+            kind,
+            runs: secs.iter().map(|s| Duration::from_secs(*s)).collect(),
+            rss_kib: 2048,
+        }
+    }
+
+    #[test]
+    fn medians_ignore_the_outlier_and_pick_the_lower_middle() {
+        assert_eq!(
+            row("a", Kind::Rival, &[9, 1, 3]).median(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            row("a", Kind::Rival, &[4, 2]).median(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(row("a", Kind::Rival, &[]).median(), Duration::ZERO);
+    }
+
+    #[test]
+    fn ratios_say_how_much_faster_and_how_far_above_the_floor() {
+        let rows = [
+            row("seed", Kind::Rival, &[30, 28, 29]),
+            row("k8r", Kind::K8r, &[10, 10, 11]),
+            row("k8r+rb", Kind::K8r, &[12, 12, 12]),
+            row("decode", Kind::Floor, &[8, 8, 8]),
+        ];
+        let t = render(&rows, "k8r", "k8r+rb");
+        assert!(t.contains("|   29.00 s |    2 MiB |"), "{t}");
+        assert!(t.contains("k8r:\n   2.90x as fast as seed"), "{t}");
+        assert!(t.contains("   1.25x the time of decode"), "{t}");
+        assert!(t.contains("k8r+rb:\n   2.42x as fast as seed"), "{t}");
+        assert!(t.contains("   1.50x the time of decode"), "{t}");
+        assert_eq!(ratio(Duration::from_secs(1), Duration::ZERO), None);
+    }
+}
