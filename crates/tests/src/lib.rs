@@ -78,6 +78,36 @@ pub fn builder_command(args: &[&str], dir: &Path) -> std::process::Command {
     cmd
 }
 
+/// `k8r-builder assemble` arguments for a build in the current directory: its
+/// `variables.cfg`, `images/`, the download cache `cache`, the test programs, xz preset 0.
+pub fn assemble_args(cache: &str) -> Vec<String> {
+    [
+        "assemble",
+        "--config",
+        "variables.cfg",
+        "--out",
+        "images",
+        "--installer",
+        &installer().to_string_lossy(),
+        "--agent",
+        &agent().to_string_lossy(),
+        "--cache-dir",
+        cache,
+        "--xz-preset",
+        "0",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A finished program's stdout and stderr as text.
+pub fn output_text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The static aarch64 recovery installer, built by `cargo xtask test` (and `demo`).
 pub fn installer() -> PathBuf {
     let path = target_dir().join("aarch64-unknown-linux-musl/release/k8r-installer");

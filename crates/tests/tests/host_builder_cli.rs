@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 
 use k8r_builder::image::card::extract_partition;
 use k8r_tests::{
-    assemble_card, build_with, builder_bin, builder_command, fat_partition, fixture, installer,
-    mirror, mirror_server, scratch, test_config, BASE_2404, TEST_EPOCH,
+    assemble_card, build_with, builder_bin, builder_command, fat_partition, fixture, mirror,
+    mirror_server, scratch, test_config, BASE_2404, TEST_EPOCH,
 };
 
 fn run_builder(args: &[&str], dir: &Path) -> Output {
@@ -291,23 +291,8 @@ fn assemble_runs_as_an_unprivileged_user() {
         test_config(mirror_server(), &fixture(BASE_2404), ""),
     )
     .expect("config");
-    let installer = installer().to_string_lossy().into_owned();
-    let agent = k8r_tests::agent().to_string_lossy().into_owned();
-    let args = [
-        "assemble",
-        "--config",
-        "variables.cfg",
-        "--out",
-        "images",
-        "--installer",
-        &installer,
-        "--agent",
-        &agent,
-        "--cache-dir",
-        "cache",
-        "--xz-preset",
-        "0",
-    ];
+    let args = k8r_tests::assemble_args("cache");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let root = Command::new("id")
         .arg("-u")
         .output()

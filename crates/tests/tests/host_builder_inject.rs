@@ -7,39 +7,21 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use k8r_tests::{
-    agent, assemble_card, fat_partition, fixture, installer, mirror_server, scratch, test_config,
-    Built, BASE_2604, TEST_EPOCH,
+    agent, assemble_card, builder_command, fat_partition, fixture, installer, mirror_server,
+    scratch, test_config, Built, BASE_2604,
 };
 
 /// A password hash (of "k8r"); the test looks for its salt and digest in outputs.
 const HASH: &str = "$6$k8rsaltsalt$f6ttKWY.CBvw1dl3yAcQWSMS19p/KAgRUg4.aL65vQJXEqJId34DN0joq4hb1dIwUFSxzKxAudnPFQjnIwzvq/";
 const HASH_TAIL: &str = "f6ttKWY.CBvw1dl3yAcQWSMS19p";
 
-fn builder_bin() -> PathBuf {
-    let path = k8r_qemu::assets::target_dir().join("debug/k8r-builder");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p k8r-builder`",
-        path.display()
-    );
-    path
-}
-
 fn run(args: &[&str], dir: &Path) -> Output {
-    Command::new(builder_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string())
+    builder_command(args, dir)
         .output()
         .expect("run k8r-builder")
 }
 
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use k8r_tests::output_text as text;
 
 /// The card every test starts from, assembled once.
 fn shared() -> &'static Built {

@@ -4,43 +4,16 @@
 //! that lacks entries before downloading; a changed upstream file is refused against the lock.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use k8r_tests::{fixture, installer, mirror, scratch, BASE_2404, TEST_EPOCH};
-
-fn builder_bin() -> PathBuf {
-    let path = k8r_qemu::assets::target_dir().join("debug/k8r-builder");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p k8r-builder`",
-        path.display()
-    );
-    path
-}
+use k8r_tests::{assemble_args, builder_command, fixture, mirror, scratch, BASE_2404};
 
 /// `k8r-builder assemble` in `dir` with the test's programs, cache `cache` and `extra` flags.
 fn assemble(dir: &Path, cache: &str, extra: &[&str]) -> Output {
-    let installer = installer().to_string_lossy().into_owned();
-    let agent = k8r_tests::agent().to_string_lossy().into_owned();
-    Command::new(builder_bin())
-        .args([
-            "assemble",
-            "--config",
-            "variables.cfg",
-            "--out",
-            "images",
-            "--installer",
-            &installer,
-            "--agent",
-            &agent,
-            "--cache-dir",
-            cache,
-            "--xz-preset",
-            "0",
-        ])
-        .args(extra)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string())
+    let mut args = assemble_args(cache);
+    args.extend(extra.iter().map(|e| (*e).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    builder_command(&args, dir)
         .output()
         .expect("run k8r-builder")
 }

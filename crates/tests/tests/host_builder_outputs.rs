@@ -6,34 +6,16 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8r_tests::{
-    agent, builder_bin, builder_command, fixture, installer, mirror_server, scratch, test_config,
-    BASE_2604, TEST_EPOCH,
+    builder_bin, builder_command, fixture, mirror_server, scratch, test_config, BASE_2604,
+    TEST_EPOCH,
 };
 
-/// `assemble` arguments for a build in `dir` (its `variables.cfg`, `cache/`, `images/`).
 fn assemble_args() -> Vec<String> {
-    [
-        "assemble",
-        "--config",
-        "variables.cfg",
-        "--out",
-        "images",
-        "--installer",
-        &installer().to_string_lossy(),
-        "--agent",
-        &agent().to_string_lossy(),
-        "--cache-dir",
-        "cache",
-        "--trust-unpinned-manifest",
-        "--xz-preset",
-        "0",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    k8r_tests::assemble_args("cache")
 }
 
 /// `args` without `--installer PATH` and `--agent PATH`.
@@ -60,12 +42,7 @@ fn write_config(dir: &Path, base: &Path, extra: &str) {
     .expect("config");
 }
 
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use k8r_tests::output_text as text;
 
 fn is_root() -> bool {
     Command::new("id")
