@@ -35,6 +35,10 @@ pub enum Command {
     /// card keeps the one it was built from); no password_hash resets the login to the
     /// distribution default; a SHA256SUMS beside the card is updated.
     Inject(InjectArgs),
+    /// Write a card image onto SD cards in this machine's card readers: only the data the
+    /// image holds (free space and holes skipped), every written byte read back; optionally
+    /// with each card's own node settings (`--device /dev/sdc=worker.cfg`).
+    Flash(FlashArgs),
     /// Show what is on a card image: partitions, labels, sizes, next boot, stored manifest,
     /// node configuration, whether a login password is set. Exits 1 when the image is not a
     /// k8r card (after describing it).
@@ -107,6 +111,24 @@ pub struct InjectArgs {
     pub config: PathBuf,
 }
 
+/// `flash` options.
+#[derive(Debug, Args)]
+pub struct FlashArgs {
+    /// The card image.
+    #[arg(long, default_value = "images/bootable_image.img")]
+    pub image: PathBuf,
+    /// A card to write, `DEVICE` or `DEVICE=CONFIG` (e.g. /dev/sdb, or /dev/sdc=worker.cfg to
+    /// give that card its own node settings, as `inject` does: a worker's
+    /// KUBEADM_JOIN_STRING, NODE_NAME). More than once: the cards are written together. A
+    /// device that is mounted, the disk this machine runs from, or one smaller than the image
+    /// is refused before anything is written. A regular file works too (an image to copy).
+    #[arg(long = "device", required = true, value_name = "DEVICE[=CONFIG]")]
+    pub devices: Vec<String>,
+    /// Threads for hashing (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
 /// `inspect` options.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -124,6 +146,7 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{report}");
             Ok(())
         }
+        Command::Flash(args) => run_flash(&args),
         Command::Inspect(args) => {
             let found = crate::inspect::inspect(&args.image)?;
             print!("{}", found.text);
@@ -167,6 +190,44 @@ fn program_path(
          (alone: `cargo build --release -p {package} --target aarch64-unknown-linux-musl`)",
         flag.to_ascii_uppercase()
     )
+}
+
+fn run_flash(args: &FlashArgs) -> Result<()> {
+    let targets: Vec<crate::flash::Target> = args
+        .devices
+        .iter()
+        .map(|d| match d.split_once('=') {
+            Some((dev, cfg)) => crate::flash::Target {
+                path: dev.into(),
+                config: Some(cfg.into()),
+            },
+            None => crate::flash::Target {
+                path: d.into(),
+                config: None,
+            },
+        })
+        .collect();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let report = crate::flash::flash(&args.image, &targets, threads)?;
+    println!(
+        "flashed {} MiB of the {} MiB image ({} ranges; the rest is free space) onto {} card(s), \
+         every written byte read back:",
+        report.written >> 20,
+        report.image_len >> 20,
+        report.ranges,
+        report.targets.len()
+    );
+    for (path, settings) in &report.targets {
+        println!("  {}", path.display());
+        if let Some(text) = settings {
+            for line in text.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_assemble(args: &AssembleArgs) -> Result<()> {

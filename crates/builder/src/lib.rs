@@ -12,6 +12,7 @@ pub mod bootpart;
 pub mod cli;
 pub use k8r_config as config;
 pub mod fetch;
+pub mod flash;
 pub mod image;
 pub mod inject;
 pub mod inspect;
