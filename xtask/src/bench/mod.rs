@@ -77,8 +77,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "host_install",
         ],
     )?;
+    test::cargo_build(
+        "k8r-builder (release), for flash",
+        &["build", "--release", "-p", "k8r-builder"],
+    )?;
     let target_dir = k8r_qemu::assets::target_dir();
     let host_install = target_dir.join("release/examples/host_install");
+    let builder = target_dir.join("release/k8r-builder");
     let dir = target_dir.join("bench");
     let input = root::prepare(&dir, args.size_mib, args.data_mib)?;
     log::info!(
@@ -89,31 +94,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.runs
     );
     let target = dir.join("target.img");
-    let methods = methods(&input, &host_install, &target);
-    let mut rows: Vec<Row> = methods
-        .iter()
-        .map(|m| Row {
-            name: m.name.to_owned(),
-            kind: m.kind,
-            runs: Vec::new(),
-            rss_kib: 0,
-        })
-        .collect();
-    for round in 1..=args.runs {
-        for (m, row) in methods.iter().zip(rows.iter_mut()) {
-            let _ = std::fs::remove_file(&target);
-            let (took, rss) =
-                timed(&m.script, &dir).with_context(|| format!("round {round}: {}", m.name))?;
-            log::info!(
-                "bench: round {round}: {:<52} {:>7.2} s {:>5} MiB",
-                m.name,
-                took.as_secs_f64(),
-                rss / 1024
-            );
-            row.runs.push(took);
-            row.rss_kib = row.rss_kib.max(rss);
-        }
-    }
+    let rows = rounds(
+        &methods(&input, &host_install, &target),
+        args.runs,
+        &dir,
+        &target,
+    )?;
+    let card_len = std::fs::metadata(&input.card).context("card.img")?.len();
+    let flash_rows = rounds(
+        &flash_methods(&input, &builder, &target, card_len),
+        args.runs,
+        &dir,
+        &target,
+    )?;
     let _ = std::fs::remove_file(&target);
     println!(
         "\nroot {} MiB, {} MiB in its used ranges, image.img.xz {} MiB; target: a file in {}; \
@@ -125,7 +118,72 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     print!("{}", table::render(&rows, K8R, K8R_READ_BACK));
+    println!(
+        "\nfirst flash: a {} MiB card (256 MiB FAT boot partition with 40 MiB of files, then \
+         the root) onto a card (a file in the same directory)\n",
+        card_len >> 20
+    );
+    print!("{}", table::render(&flash_rows, FLASH, FLASH));
     Ok(())
+}
+
+/// `runs` paired rounds of `methods`; the target is removed before each run.
+fn rounds(methods: &[Method], runs: usize, dir: &Path, target: &Path) -> Result<Vec<Row>> {
+    let mut rows: Vec<Row> = methods
+        .iter()
+        .map(|m| Row {
+            name: m.name.to_owned(),
+            kind: m.kind,
+            runs: Vec::new(),
+            rss_kib: 0,
+        })
+        .collect();
+    for round in 1..=runs {
+        for (m, row) in methods.iter().zip(rows.iter_mut()) {
+            let _ = std::fs::remove_file(target);
+            let (took, rss) =
+                timed(&m.script, dir).with_context(|| format!("round {round}: {}", m.name))?;
+            log::info!(
+                "bench: round {round}: {:<52} {:>7.2} s {:>5} MiB",
+                m.name,
+                took.as_secs_f64(),
+                rss / 1024
+            );
+            row.runs.push(took);
+            row.rss_kib = row.rss_kib.max(rss);
+        }
+    }
+    Ok(rows)
+}
+
+/// The k8r row of the flash table.
+const FLASH: &str = "k8r-builder flash (data only, read back)";
+
+fn flash_methods(input: &root::Input, builder: &Path, target: &Path, card_len: u64) -> Vec<Method> {
+    let c = quote(&input.card);
+    let t = quote(target);
+    let b = quote(&input.card_bmap);
+    let k = quote(builder);
+    vec![
+        Method {
+            name: "dd of the card (no check)",
+            kind: Kind::Rival,
+            script: format!("dd if={c} of={t} bs=4M conv=fsync status=none"),
+        },
+        Method {
+            name: "bmaptool copy of the card (its bmap, checks)",
+            kind: Kind::Rival,
+            script: format!("bmaptool -q copy --bmap {b} {c} {t}"),
+        },
+        Method {
+            name: FLASH,
+            kind: Kind::K8r,
+            // flash writes onto a device that exists: a card-sized file, like a blank card.
+            script: format!(
+                "truncate -s {card_len} {t} && {k} flash --image {c} --device {t} >/dev/null"
+            ),
+        },
+    ]
 }
 
 fn methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<Method> {

@@ -38,6 +38,10 @@ pub struct Input {
     pub used: u64,
     /// Compressed size in bytes.
     pub compressed: u64,
+    /// A whole card: a FAT boot partition with real files and the root, as `flash` gets it.
+    pub card: PathBuf,
+    /// bmaptool's block map of the card.
+    pub card_bmap: PathBuf,
 }
 
 /// Makes (or reuses) the input in `dir`: a `size_mib` root holding about `data_mib` of files.
@@ -51,9 +55,11 @@ pub fn prepare(dir: &Path, size_mib: u64, data_mib: u64) -> Result<Input> {
         size: size_mib << 20,
         used: 0,
         compressed: 0,
+        card: dir.join("card.img"),
+        card_bmap: dir.join("card.img.bmap"),
     };
     let stamp = dir.join("input.stamp");
-    let want = format!("v1 size={size_mib} data={data_mib} preset={XZ_PRESET}\n");
+    let want = format!("v2 size={size_mib} data={data_mib} preset={XZ_PRESET}\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&want) {
         let _ = std::fs::remove_file(&stamp);
         make(dir, &input, size_mib, data_mib)?;
@@ -123,6 +129,50 @@ fn make(dir: &Path, input: &Input, size_mib: u64, data_mib: u64) -> Result<()> {
         .args(["create", "-o"])
         .arg(&input.bmap)
         .arg(&input.image))?;
+    make_card(dir, input)?;
+    run(Command::new("bmaptool")
+        .args(["create", "-o"])
+        .arg(&input.card_bmap)
+        .arg(&input.card))?;
+    Ok(())
+}
+
+/// The card `flash` is timed with: a 256 MiB FAT boot partition holding 40 MiB of real files
+/// (made with the builder's mtools code), then the root, through the builder's MBR writer.
+fn make_card(dir: &Path, input: &Input) -> Result<()> {
+    let boot_tree = dir.join("boot-tree");
+    let _ = std::fs::remove_dir_all(&boot_tree);
+    copy_files(&boot_tree, 40 << 20)?;
+    let boot = dir.join("boot.img");
+    let fat = k8r_builder::image::fat::format(
+        &boot,
+        &k8r_builder::image::fat::FatSpec {
+            size: 256 << 20,
+            label: "system-boot".into(),
+            volume_id: 0x6b38_7262,
+        },
+    )?;
+    fat.copy_tree(&boot_tree, 1_776_902_400)?;
+    let _ = std::fs::remove_dir_all(&boot_tree);
+    let _ = std::fs::remove_file(&input.card);
+    k8r_builder::image::card::assemble(
+        &input.card,
+        0x6b38_7262,
+        &[
+            k8r_builder::image::card::PartitionSource {
+                type_id: 0x0c,
+                content: &boot,
+                size: None,
+            },
+            k8r_builder::image::card::PartitionSource {
+                type_id: 0x83,
+                content: &input.image,
+                size: None,
+            },
+        ],
+        None,
+    )?;
+    let _ = std::fs::remove_file(&boot);
     Ok(())
 }
 

@@ -69,7 +69,11 @@ pub fn render(rows: &[Row], k8r: &str, k8r_read_back: &str) -> String {
         );
     }
     let find = |name: &str| rows.iter().find(|r| r.name == name);
-    for mine in [k8r, k8r_read_back] {
+    let mut mine_rows = vec![k8r];
+    if k8r_read_back != k8r {
+        mine_rows.push(k8r_read_back);
+    }
+    for mine in mine_rows {
         let Some(me) = find(mine) else { continue };
         let _ = writeln!(out, "\n{mine}:");
         for r in rows.iter().filter(|r| r.kind == Kind::Rival) {

@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
 use k8r_manifest::Range;
@@ -22,6 +23,9 @@ use crate::image::used_ranges::used_ranges;
 use crate::progress::Progress;
 use plan::{Content, Region};
 use target::{BlockTarget, Refusal};
+
+/// Read, write and hash in chunks of this size.
+const CHUNK: usize = 4 << 20;
 
 /// One card to write.
 #[derive(Debug, Clone)]
@@ -65,17 +69,8 @@ pub fn flash(image: &Path, targets: &[Target], threads: usize) -> Result<Report>
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let digests = crate::artefacts::hash_ranges(image, &pieces, threads)?;
-    let ranges: Vec<Range> = pieces
-        .iter()
-        .zip(digests)
-        .map(|(&(offset, length), sha256)| Range {
-            offset,
-            length,
-            sha256,
-        })
-        .collect();
-    write_all(image, targets, &ranges, written)?;
+    // The image is read once: each range is hashed as it is written to every card.
+    let ranges = write_all(image, targets, &pieces, written)?;
     read_back(targets, &ranges, threads)?;
     let mut done = Vec::new();
     for t in targets {
@@ -234,8 +229,15 @@ fn check_one(
     Ok(())
 }
 
-/// Writes every range to every target in one pass over the image, then syncs them.
-fn write_all(image: &Path, targets: &[Target], ranges: &[Range], total: u64) -> Result<()> {
+/// Writes every range to every target in one pass over the image, hashing each range as it
+/// goes by, then syncs the targets. Returns the ranges with their digests.
+fn write_all(
+    image: &Path,
+    targets: &[Target],
+    pieces: &[(u64, u64)],
+    total: u64,
+) -> Result<Vec<Range>> {
+    use sha2::{Digest as _, Sha256};
     let mut src = File::open(image).with_context(|| format!("opening {}", image.display()))?;
     let mut outs: Vec<(PathBuf, File)> = Vec::new();
     for t in targets {
@@ -246,29 +248,73 @@ fn write_all(image: &Path, targets: &[Target], ranges: &[Range], total: u64) -> 
         outs.push((t.path.clone(), f));
     }
     let progress = Progress::bytes("flash", total);
-    let mut buf = vec![0u8; 4 << 20];
-    let mut done = 0u64;
-    for r in ranges {
-        src.seek(SeekFrom::Start(r.offset))
-            .with_context(|| format!("reading {}", image.display()))?;
-        for (path, f) in &mut outs {
-            f.seek(SeekFrom::Start(r.offset))
-                .with_context(|| format!("seeking on {}", path.display()))?;
-        }
-        let mut left = r.length;
-        while left > 0 {
-            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            src.read_exact(&mut buf[..n])
+    // Reading and writing on this thread, hashing on another: each chunk goes to the hasher
+    // once written, and comes back through the pool.
+    let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..4 {
+        let _ = pool_tx.send(vec![0u8; CHUNK]);
+    }
+    let (hash_tx, hash_rx) = mpsc::channel::<Option<(Vec<u8>, usize)>>();
+    let digests = std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut out = Vec::new();
+            let mut h = Sha256::new();
+            for msg in hash_rx {
+                match msg {
+                    Some((buf, n)) => {
+                        h.update(&buf[..n]);
+                        let _ = pool_tx.send(buf);
+                    }
+                    None => out.push(k8r_card::digest::hex(&h.finalize_reset())),
+                }
+            }
+            out
+        });
+        let mut done = 0u64;
+        for &(offset, length) in pieces {
+            src.seek(SeekFrom::Start(offset))
                 .with_context(|| format!("reading {}", image.display()))?;
             for (path, f) in &mut outs {
-                f.write_all(&buf[..n])
-                    .with_context(|| format!("writing {}", path.display()))?;
+                f.seek(SeekFrom::Start(offset))
+                    .with_context(|| format!("seeking on {}", path.display()))?;
             }
-            left -= n as u64;
-            done += n as u64;
-            progress.set(done);
+            let mut left = length;
+            while left > 0 {
+                let mut buf = pool_rx
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
+                let n = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+                src.read_exact(&mut buf[..n])
+                    .with_context(|| format!("reading {}", image.display()))?;
+                for (path, f) in &mut outs {
+                    f.write_all(&buf[..n])
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                hash_tx
+                    .send(Some((buf, n)))
+                    .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
+                left -= n as u64;
+                done += n as u64;
+                progress.set(done);
+            }
+            hash_tx
+                .send(None)
+                .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
         }
-    }
+        drop(hash_tx);
+        hasher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the hashing thread panicked"))
+    })?;
+    let ranges: Vec<Range> = pieces
+        .iter()
+        .zip(digests)
+        .map(|(&(offset, length), sha256)| Range {
+            offset,
+            length,
+            sha256,
+        })
+        .collect();
     progress.finish();
     log::info!("flash: syncing");
     std::thread::scope(|scope| {
@@ -287,8 +333,9 @@ fn write_all(image: &Path, targets: &[Target], ranges: &[Range], total: u64) -> 
             h.join()
                 .map_err(|_| anyhow::anyhow!("a sync thread panicked"))??;
         }
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ranges)
 }
 
 /// Reads every written range back from each target, past the page cache where the target
