@@ -124,6 +124,7 @@ fn a_second_build_into_the_same_directory_is_refused_and_the_first_verifies() {
     );
     // Progress on the compression steps (a line per quarter, stderr not being a terminal).
     for line in [
+        "boot.tar.xz: 25%",
         "image.img.xz: 25%",
         "image.img.xz: 50%",
         "image.img.xz: 75%",
