@@ -419,6 +419,12 @@ fn with_stored_build(n: &Node) {
 fn reinstall_drains_with_admin_credentials_and_points_the_card_at_recovery() {
     let n = master();
     with_stored_build(&n);
+    // The running build is still on trial: the reinstall is no failed trial.
+    std::fs::write(
+        n.p1.join("k8r/trial"),
+        "build=b-1.31.2\nkind=new\nphase=boot\n",
+    )
+    .expect("trial");
     let mut kubelet = n.kubelet();
     n.wait_api();
     let out = n
@@ -446,6 +452,8 @@ fn reinstall_drains_with_admin_credentials_and_points_the_card_at_recovery() {
     assert_eq!(autoboot, "[all]\ntryboot_a_b=1\nboot_partition=1\n");
     let install_log = std::fs::read_to_string(n.p1.join("k8r/install.log")).expect("log");
     assert!(install_log.contains("reinstall requested"), "{install_log}");
+    let trial = std::fs::read_to_string(n.p1.join("k8r/trial")).expect("trial");
+    assert_eq!(trial, "build=b1\nkind=new\nphase=install\n");
 }
 
 #[test]
