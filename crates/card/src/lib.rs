@@ -11,7 +11,7 @@
 //! links this crate.
 //!
 //! Pure modules (no I/O): [`layout`], [`data`], [`install_state`], [`install_log`],
-//! [`store::Pointer`]. The rest does I/O on paths it is given (a mount point, a sysfs root),
+//! [`store::Pointer`], [`trial`] (the trial record and the boot decisions built on it). The rest does I/O on paths it is given (a mount point, a sysfs root),
 //! so tests run on temp dirs.
 
 pub mod data;
@@ -28,5 +28,6 @@ pub mod store;
 pub mod stream;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod trial;
 
 pub use layout::{Fs, Part};

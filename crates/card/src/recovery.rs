@@ -10,6 +10,7 @@
 //! k8r/node/user-data        this node's cloud-init user-data (login password)
 //! k8r/install-state         the install attempt record (crate::install_state)
 //! k8r/install.log           the bounded install log (crate::install_log)
+//! k8r/trial                 the trial record of the last install (crate::trial)
 //! ```
 //!
 //! Every write here is a careful replace: a power cut leaves the old file or the new one.
@@ -24,6 +25,7 @@ use crate::install_state::InstallState;
 use crate::layout::Part;
 use crate::replace::{careful_replace, ReplaceError};
 use crate::store::Store;
+use crate::trial::Trial;
 
 /// The firmware's partition switch, at the top of the recovery partition.
 pub const AUTOBOOT_FILE: &str = "autoboot.txt";
@@ -31,6 +33,8 @@ pub const AUTOBOOT_FILE: &str = "autoboot.txt";
 pub const K8R_DIR: &str = "k8r";
 /// The install attempt record's name in [`K8R_DIR`].
 pub const INSTALL_STATE_FILE: &str = "install-state";
+/// The trial record's name in [`K8R_DIR`].
+pub const TRIAL_FILE: &str = "trial";
 /// The install log's name in [`K8R_DIR`].
 pub const INSTALL_LOG_FILE: &str = "install.log";
 /// Bound of the install log (the partition also holds the image store and the firmware).
@@ -111,6 +115,52 @@ impl Recovery {
             INSTALL_STATE_FILE,
             state.render().as_bytes(),
         )
+    }
+
+    /// The trial record's path.
+    pub fn trial_path(&self) -> PathBuf {
+        self.k8r_dir().join(TRIAL_FILE)
+    }
+
+    /// Reads the trial record: `None` when there is none, or when it cannot be read (with the
+    /// reason among the warnings: the install record then decides, see [`crate::trial`]).
+    pub fn trial(&self) -> (Option<Trial>, Vec<String>) {
+        let path = self.trial_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => match Trial::parse(&String::from_utf8_lossy(&bytes)) {
+                Ok(t) => (Some(t), Vec::new()),
+                Err(why) => (
+                    None,
+                    vec![format!("{}: {why}; treated as no trial", path.display())],
+                ),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (None, Vec::new()),
+            Err(e) => (
+                None,
+                vec![format!("{}: {e}; treated as no trial", path.display())],
+            ),
+        }
+    }
+
+    /// Writes the trial record by the careful replace.
+    ///
+    /// # Errors
+    /// The careful replace failed.
+    pub fn write_trial(&self, trial: &Trial) -> Result<(), ReplaceError> {
+        self.ensure_k8r_dir()?;
+        careful_replace(&self.k8r_dir(), TRIAL_FILE, trial.render().as_bytes())
+    }
+
+    /// Commits `trial`: `autoboot.txt` → the working system first, then the record's
+    /// `committed` phase, each by the careful replace. A power cut between the two boots the
+    /// working system, whose agent then finds autoboot at 2 and writes the record
+    /// ([`crate::trial::AgentAction::Tidy`]).
+    ///
+    /// # Errors
+    /// A careful replace failed (before the flip: the card still boots recovery).
+    pub fn commit_trial(&self, trial: &Trial) -> Result<(), ReplaceError> {
+        self.set_next_boot(Part::Boot)?;
+        self.write_trial(&trial.committed())
     }
 
     /// The install log's text (empty when there is none).
@@ -259,6 +309,26 @@ mod tests {
         assert_eq!(r.next_boot(), 1);
         std::fs::write(dir.path().join(AUTOBOOT_FILE), b"[all]\nboot_partition=").expect("tear");
         assert_eq!(r.next_boot(), 1, "a torn file boots recovery");
+    }
+
+    #[test]
+    fn trial_record_round_trips_and_commit_flips_autoboot_first() {
+        use crate::trial::{Phase, TrialKind};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = Recovery::new(dir.path());
+        assert_eq!(r.trial(), (None, Vec::new()));
+        r.set_next_boot(Part::Recovery).expect("autoboot");
+        let t = Trial::new("b1", TrialKind::New).booting();
+        r.write_trial(&t).expect("write");
+        assert_eq!(r.trial().0, Some(t.clone()));
+        assert!(dir.path().join("k8r/trial").exists());
+        r.commit_trial(&t).expect("commit");
+        assert_eq!(r.next_boot(), 2);
+        assert_eq!(r.trial().0.map(|t| t.phase), Some(Phase::Committed));
+        std::fs::write(r.trial_path(), b"build=b1\nkind=ne").expect("tear");
+        let (trial, warnings) = r.trial();
+        assert_eq!(trial, None);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use k8r_card::disk::{CardLayout, Sysfs};
 use k8r_card::install_log::format_entry;
-use k8r_card::install_state::BootDecision;
 use k8r_card::recovery::{Recovery, MAX_ATTEMPTS};
 use k8r_card::store::Build;
+use k8r_card::trial::{self, RecoveryPlan, Trial, TrialKind};
 use k8r_card::{layout, stream, Part};
 
 use crate::early::{self, Log};
@@ -88,33 +88,10 @@ pub(crate) fn run() -> ! {
         say(&format!("{MARKER}: watchdog armed"));
     }
     let paths = Paths::default();
-    let ready = prepare(&paths, &say);
+    let mut ready = prepare(&paths, &say);
     let mut last_error = ready.as_ref().err().map(ToString::to_string);
-    if let Ok(r) = &ready {
-        let (state, warnings) = r.recovery.install_state();
-        for w in warnings {
-            say(&format!("{MARKER}: warning: {w}"));
-        }
-        match state.on_boot(MAX_ATTEMPTS) {
-            BootDecision::Install { attempt } => {
-                let m = &r.build.manifest;
-                let text =
-                    menu::countdown_text(COUNTDOWN, Some(&m.build_id), Some(&m.kubernetes_version));
-                say(&format!("{text} (attempt {attempt} of {MAX_ATTEMPTS})"));
-                if console::key_pressed(Duration::from_secs(u64::from(COUNTDOWN))) {
-                    say(&format!("{MARKER}: key pressed: recovery menu"));
-                } else {
-                    last_error =
-                        install_and_reboot(r, &paths, &failpoints, watchdog.as_ref(), &say)
-                            .err()
-                            .map(|e| e.to_string());
-                }
-            }
-            BootDecision::StopAtMenu { reason } => {
-                say(&format!("{MARKER}: {reason}"));
-                last_error = Some(reason);
-            }
-        }
+    if let Ok(r) = &mut ready {
+        last_error = on_boot(r, &paths, &failpoints, watchdog.as_ref(), &say);
     }
     menu_loop(
         ready.ok(),
@@ -124,6 +101,81 @@ pub(crate) fn run() -> ! {
         watchdog.as_ref(),
         &say,
     )
+}
+
+/// What this boot does (`k8r_card::trial::on_recovery_boot`): count down and install (a new
+/// build, a retry or a rollback, each as a trial), or stop at the menu. Returns the menu's
+/// error line; on a successful install it reboots.
+fn on_boot(
+    r: &mut Ready,
+    paths: &Paths,
+    failpoints: &Failpoints,
+    watchdog: Option<&Watchdog>,
+    say: Say<'_>,
+) -> Option<String> {
+    let (state, warnings) = r.recovery.install_state();
+    let (trial, trial_warnings) = r.recovery.trial();
+    for w in warnings.iter().chain(&trial_warnings) {
+        say(&format!("{MARKER}: warning: {w}"));
+    }
+    let pointer = match r.recovery.store().pointer() {
+        Ok(p) => p,
+        Err(e) => return Some(e.to_string()),
+    };
+    let logged_build = trial
+        .as_ref()
+        .map_or_else(|| pointer.current.clone(), |t| t.build.clone());
+    match trial::on_recovery_boot(&state, trial.as_ref(), &pointer, MAX_ATTEMPTS) {
+        RecoveryPlan::Install {
+            attempt,
+            trial,
+            pointer,
+            log,
+        } => {
+            if let Err(e) = before_install(r, log.as_deref(), pointer.as_ref(), &logged_build, say)
+            {
+                return Some(e.to_string());
+            }
+            let m = &r.build.manifest;
+            let text =
+                menu::countdown_text(COUNTDOWN, Some(&m.build_id), Some(&m.kubernetes_version));
+            say(&format!("{text} (attempt {attempt} of {MAX_ATTEMPTS})"));
+            if console::key_pressed(Duration::from_secs(u64::from(COUNTDOWN))) {
+                say(&format!("{MARKER}: key pressed: recovery menu"));
+                return log;
+            }
+            install_and_reboot(r, &trial, paths, failpoints, watchdog, say)
+                .err()
+                .map(|e| e.to_string())
+        }
+        RecoveryPlan::StopAtMenu { reason, log } => {
+            if let Some(line) = &log {
+                append_log(&r.recovery, &logged_build, line);
+            }
+            say(&format!("{MARKER}: {reason}"));
+            Some(reason)
+        }
+    }
+}
+
+/// The plan's first steps: its line in the install log, and for a rollback the store pointer
+/// switched to the previous build (careful replace), which becomes the build to install.
+fn before_install(
+    r: &mut Ready,
+    log: Option<&str>,
+    pointer: Option<&k8r_card::store::Pointer>,
+    logged_build: &str,
+    say: Say<'_>,
+) -> Result<()> {
+    if let Some(line) = log {
+        say(&format!("{MARKER}: {line}"));
+        append_log(&r.recovery, logged_build, line);
+    }
+    if let Some(p) = pointer {
+        r.recovery.store().set_pointer(p)?;
+        r.build = r.recovery.store().current()?;
+    }
+    Ok(())
 }
 
 /// Finds the card, mounts its recovery partition for good, opens the current stored build.
@@ -181,9 +233,12 @@ fn job<'a>(
     }
 }
 
-/// The automatic path. Returns only on failure (with the cause); on success it reboots.
+/// The automatic path. Returns only on failure (with the cause); on success it records the
+/// trial and boots the working system once (`autoboot.txt` stays on recovery: the node agent
+/// commits).
 fn install_and_reboot(
     r: &Ready,
+    trial: &Trial,
     paths: &Paths,
     failpoints: &Failpoints,
     watchdog: Option<&Watchdog>,
@@ -191,6 +246,12 @@ fn install_and_reboot(
 ) -> Result<()> {
     let job = job(r, paths, failpoints, watchdog);
     let build = r.build.manifest.build_id.clone();
+    let trial = if trial.build == build {
+        trial.clone()
+    } else {
+        Trial::new(&build, TrialKind::New)
+    };
+    r.recovery.write_trial(&trial)?;
     let (before, _) = r.recovery.install_state();
     r.recovery.write_install_state(&before.begin(&build))?;
     append_log(&r.recovery, &build, "install started");
@@ -215,28 +276,39 @@ fn install_and_reboot(
     failpoints.hit(Point::BeforeFlip, say);
     let (state, _) = r.recovery.install_state();
     r.recovery.write_install_state(&state.succeed())?;
+    r.recovery.write_trial(&trial.booting())?;
     append_log(
         &r.recovery,
         &build,
-        "verified; switching to the working system",
+        "verified; booting it on trial (autoboot.txt stays on recovery until the node commits)",
     );
-    r.recovery.set_next_boot(Part::Boot)?;
     sys::sync();
     failpoints.hit(Point::AfterFlip, say);
     say(&format!(
-        "{MARKER}: install verified, rebooting into the working system"
+        "{MARKER}: install verified, rebooting into the working system on trial"
     ));
-    reboot(r.recovery.root(), say)
+    reboot_to(r.recovery.root(), Some(Part::Boot), say)
 }
 
 fn reboot(recovery_mnt: &Path, say: Say<'_>) -> ! {
+    reboot_to(recovery_mnt, None, say)
+}
+
+/// Reboots: with `once`, the firmware boots that partition once (the one-shot request), else
+/// it follows `autoboot.txt`.
+fn reboot_to(recovery_mnt: &Path, once: Option<Part>, say: Say<'_>) -> ! {
     sys::sync();
     let _ = sys::umount(recovery_mnt);
-    // The harness's stand-in for the Pi's reboot register (docs/harness.md): the next boot
-    // follows autoboot.txt (partition 0 = the default).
-    early::kmsg("k8r-reboot: partition=0 tryboot=0");
+    // The harness's stand-in for the Pi's reboot register (docs/harness.md): partition 0 = the
+    // default (autoboot.txt).
+    let partition = once.map_or(0, Part::number);
+    early::kmsg(&format!("k8r-reboot: partition={partition} tryboot=0"));
     loop {
-        if let Err(e) = sys::reboot() {
+        let result = match once {
+            Some(p) => sys::reboot_to_partition(p.number()),
+            None => sys::reboot(),
+        };
+        if let Err(e) = result {
             say(&format!("{MARKER}: reboot failed: {e}"));
         }
         std::thread::sleep(Duration::from_secs(10));
@@ -265,6 +337,13 @@ fn menu_loop(
             shell_available: Path::new("/bin/sh").exists(),
             working_verified: state.last_install_verified(),
             attempts: state.attempts,
+            trial: ready
+                .as_ref()
+                .and_then(|r| r.recovery.trial().0)
+                .map(|t| t.to_string()),
+            last_rollback: ready
+                .as_ref()
+                .and_then(|r| trial::last_rollback(&r.recovery.install_log())),
         };
         let mut m = Menu::new(ctx);
         say(&m.render());
@@ -297,7 +376,11 @@ fn act(
 ) -> Result<()> {
     let need = || ready.ok_or(Error::NotReady);
     match action {
-        Action::Reinstall => install_and_reboot(need()?, paths, failpoints, watchdog, say),
+        Action::Reinstall => {
+            let r = need()?;
+            let trial = Trial::new(&r.build.manifest.build_id, TrialKind::New);
+            install_and_reboot(r, &trial, paths, failpoints, watchdog, say)
+        }
         Action::Verify => {
             let r = need()?;
             say(&format!("{MARKER}: verifying the stored image"));
@@ -345,19 +428,28 @@ fn act(
 }
 
 /// The menu's "boot the working system": only when a verified install exists does it flip
-/// `autoboot.txt` to p2; otherwise the card stays on recovery and the reason is returned.
+/// `autoboot.txt` to p2 (committing a pending trial by hand: the operator's choice); otherwise
+/// the card stays on recovery and the reason is returned.
 fn boot_working(ready: Option<&Ready>) -> Result<&Ready> {
     let r = ready.ok_or(Error::NotReady)?;
     if !r.recovery.install_state().0.last_install_verified() {
         return Err(Error::NotVerified);
     }
-    r.recovery.set_next_boot(Part::Boot)?;
+    let outcome = match r.recovery.trial().0.filter(Trial::pending) {
+        Some(t) => {
+            r.recovery.commit_trial(&t)?;
+            format!(
+                "operator chose the working system (build {} committed by hand)",
+                t.build
+            )
+        }
+        None => {
+            r.recovery.set_next_boot(Part::Boot)?;
+            "operator chose the working system".to_owned()
+        }
+    };
     sys::sync();
-    append_log(
-        &r.recovery,
-        &r.build.manifest.build_id,
-        "operator chose the working system",
-    );
+    append_log(&r.recovery, &r.build.manifest.build_id, &outcome);
     Ok(r)
 }
 
@@ -420,5 +512,67 @@ mod tests {
             .recovery
             .install_log()
             .contains("operator chose the working system"));
+    }
+
+    #[test]
+    fn a_failed_trial_switches_the_store_to_the_previous_build_and_logs_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = ready(dir.path());
+        let store = r.recovery.store();
+        write_build(&store.build_dir("b2").expect("id"), &BuildSpec::new("b2"));
+        let p = Pointer::to("b1").expect("id").advance("b2");
+        store.set_pointer(&p).expect("pointer");
+        r.build = store.current().expect("b2");
+        let state = r.recovery.install_state().0.begin("b2").succeed();
+        r.recovery.write_install_state(&state).expect("verified");
+        r.recovery
+            .write_trial(&Trial::new("b2", TrialKind::New).booting())
+            .expect("trial");
+        let (trial, _) = r.recovery.trial();
+        let RecoveryPlan::Install {
+            trial,
+            pointer,
+            log,
+            ..
+        } = trial::on_recovery_boot(&state, trial.as_ref(), &p, MAX_ATTEMPTS)
+        else {
+            panic!("a rollback is planned");
+        };
+        before_install(&mut r, log.as_deref(), pointer.as_ref(), "b2", &|_| {}).expect("prelude");
+        assert_eq!(r.build.manifest.build_id, "b1");
+        assert_eq!(trial.kind, TrialKind::Rollback { from: "b2".into() });
+        let now = store.pointer().expect("pointer");
+        assert_eq!(
+            (now.current.as_str(), now.previous.as_deref()),
+            ("b1", Some("b2"))
+        );
+        let log = r.recovery.install_log();
+        assert!(
+            log.contains("build b2: rollback: build b2 failed its trial"),
+            "{log}"
+        );
+        assert_eq!(
+            trial::last_rollback(&log)
+                .as_deref()
+                .map(|l| l.contains("previous build b1")),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn boot_working_commits_a_pending_trial_by_hand() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = ready(dir.path());
+        let state = r.recovery.install_state().0.begin("b1").succeed();
+        r.recovery.write_install_state(&state).expect("verified");
+        let t = Trial::new("b1", TrialKind::New).booting();
+        r.recovery.write_trial(&t).expect("trial");
+        boot_working(Some(&r)).expect("flip");
+        assert!(autoboot(dir.path()).contains("boot_partition=2"));
+        assert_eq!(r.recovery.trial().0, Some(t.committed()));
+        assert!(r
+            .recovery
+            .install_log()
+            .contains("build b1 committed by hand"));
     }
 }

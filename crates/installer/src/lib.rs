@@ -5,7 +5,8 @@
 //! an order where a power cut at any point still boots recovery (`install`, failure matrix
 //! in `docs/installer.md`); or it shows the recovery menu (`menu`). [`run`] never returns.
 //! What a card is (partitions, store, records, the data path) comes from `k8r-card`; this
-//! crate is the PID 1 around it. System calls go through `rustix` (`sys`): no `unsafe`.
+//! crate is the PID 1 around it. System calls go through `rustix` (`sys`); the one call rustix
+//! has no wrapper for (the one-shot partition reboot) is `sys`'s only `unsafe` block.
 
 mod console;
 mod early;

@@ -11,6 +11,8 @@ pub const ROWS: usize = 24;
 
 /// Lines the last error may take on the menu screen.
 const ERROR_LINES: usize = 6;
+/// Lines the last rollback may take.
+const ROLLBACK_LINES: usize = 2;
 /// Lines a refusal or invalid-input message may take.
 const MESSAGE_LINES: usize = 2;
 
@@ -34,6 +36,10 @@ pub struct MenuContext {
     pub working_verified: bool,
     /// Install attempts since the last verified install.
     pub attempts: u32,
+    /// The trial record in one line (`k8r_card::trial`), when there is one.
+    pub trial: Option<String>,
+    /// The last rollback the install log records, with its reason.
+    pub last_rollback: Option<String>,
 }
 
 /// What the operator chose.
@@ -167,6 +173,12 @@ impl Menu {
             &format!("install attempts: {}; {verified}", self.ctx.attempts),
             COLS,
         ));
+        if let Some(trial) = &self.ctx.trial {
+            lines.push(truncate(&format!("trial: {trial}"), COLS));
+        }
+        if let Some(rollback) = &self.ctx.last_rollback {
+            lines.extend(wrap_prefixed("last rollback: ", rollback, ROLLBACK_LINES));
+        }
         if let Some(error) = self
             .ctx
             .last_error
@@ -368,6 +380,8 @@ mod tests {
             shell_available: true,
             working_verified: true,
             attempts: 0,
+            trial: None,
+            last_rollback: None,
         }
     }
 
@@ -508,6 +522,8 @@ mod tests {
             shell_available: false,
             working_verified: false,
             attempts: u32::MAX,
+            trial: Some(format!("build {} on trial, not committed", "t".repeat(100))),
+            last_rollback: Some(format!("build b2: rollback: {}", "why ".repeat(60))),
         });
         let _ = menu.on_input(&"z".repeat(300));
         let screen = menu.render();
@@ -522,6 +538,30 @@ mod tests {
         assert!(error_lines[0].starts_with("error: install: partition 3: range 17"));
         assert!(error_lines[ERROR_LINES - 1].ends_with('…'));
         assert!(screen.ends_with("choose 1-7: "));
+    }
+
+    #[test]
+    fn render_shows_the_trial_and_the_last_rollback() {
+        let screen = Menu::new(MenuContext {
+            trial: Some("build b1 on trial, not committed (rolled back from b2)".into()),
+            last_rollback: Some(
+                "build b2: rollback: build b2 failed its trial (panic); installing the previous build b1"
+                    .into(),
+            ),
+            ..ctx()
+        })
+        .render();
+        assert!(
+            screen.contains("\ntrial: build b1 on trial, not committed (rolled back from b2)\n"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("\nlast rollback: build b2: rollback: build b2 failed its trial"),
+            "{screen}"
+        );
+        assert!(screen.contains("(panic)"), "{screen}");
+        assert_fits(&screen);
+        assert!(!Menu::new(ctx()).render().contains("trial:"));
     }
 
     #[test]

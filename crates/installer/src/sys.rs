@@ -1,6 +1,8 @@
 //! The system calls PID 1 needs beyond `std`, as small typed wrappers over `rustix`'s safe
-//! bindings (no `unsafe` here: every call has a safe wrapper). Each returns
-//! `std::io::Error` from errno.
+//! bindings. Each returns `std::io::Error` from errno. One call has no safe wrapper:
+//! `reboot(2)` with `LINUX_REBOOT_CMD_RESTART2` and its argument string (rustix's
+//! `RebootCommand` has no argument), the firmware's one-shot partition request; it is the
+//! installer's only `unsafe` block.
 
 use std::fs::File;
 use std::io;
@@ -56,6 +58,33 @@ pub(crate) fn sync() {
 pub(crate) fn reboot() -> io::Result<()> {
     rustix::system::reboot(RebootCommand::Restart)?;
     Ok(())
+}
+
+/// `reboot(2)` with `LINUX_REBOOT_CMD_RESTART2` and the argument `"<partition>"`: on a Pi the
+/// watchdog driver (bcm2835_wdt) hands the number to the firmware, which boots that partition
+/// once; the next reset follows `autoboot.txt` again (pi-boot.md §5). Only returns on failure.
+#[allow(unsafe_code)]
+pub(crate) fn reboot_to_partition(partition: u8) -> io::Result<()> {
+    let arg = std::ffi::CString::new(partition.to_string())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the reboot argument"))?;
+    // SAFETY: `reboot(2)` with RESTART2 reads one NUL-terminated string from the pointer (the
+    // kernel copies at most 256 bytes with strncpy_from_user); `arg` is a valid CString that
+    // outlives the call, and the magic numbers are the kernel's constants. No memory of this
+    // process is written.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_reboot,
+            libc::LINUX_REBOOT_MAGIC1,
+            libc::LINUX_REBOOT_MAGIC2,
+            libc::LINUX_REBOOT_CMD_RESTART2,
+            arg.as_ptr(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// `reboot(2)` with `LINUX_REBOOT_CMD_POWER_OFF`. Only returns on failure.

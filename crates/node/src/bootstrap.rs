@@ -102,6 +102,8 @@ pub struct Ctx<'a> {
     pub node_name: &'a str,
     /// Waits.
     pub waits: Waits,
+    /// The recovery partition, where the trial record is (`None`: no card, no trial).
+    pub recovery: Option<&'a crate::card::RecoverySource>,
 }
 
 /// Runs the step that applies.
@@ -287,6 +289,7 @@ fn restore_master(ctx: &Ctx<'_>, kube: &Kube) -> Result<Done> {
         }
         Upgrade::Apply { to } => {
             log::info!("this image carries Kubernetes {to}, the cluster runs {cluster}: kubeadm upgrade apply v{to}");
+            crate::trial::commit_before_upgrade(ctx.host, ctx.recovery)?;
             let target = format!("v{to}");
             kube.kubeadm(["upgrade", "apply", target.as_str(), "--yes"])
                 .run()

@@ -47,8 +47,16 @@ pub enum Command {
     /// Reinstall this node from the card's image store: verify the stored build, point the
     /// card at the recovery partition, reboot. A master keeps its cluster.
     Reinstall(ReinstallArgs),
-    /// Show this node's role, image, cluster, image store, last install and data partition.
+    /// Show this node's role, image, cluster, image store, trial, last install and data
+    /// partition.
     Status,
+    /// Commit this build's trial now (after an install the card boots it on trial): points
+    /// autoboot.txt at this system. Refused while the node is not healthy.
+    Commit,
+    /// Commit this build's trial once the node is healthy, or reboot into recovery (which
+    /// rolls back) when it is not healthy within --timeout seconds of boot (k8r-trial.service
+    /// runs it on every boot; without a pending trial it does nothing).
+    TrialWatch(TrialWatchArgs),
     /// Show or change this node's settings (kept on the card: they survive a reinstall).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -72,6 +80,17 @@ pub struct BootstrapArgs {
     /// Seconds between join attempts while a stale Node blocks the join.
     #[arg(long, default_value_t = 20, hide = true)]
     pub join_retry: u64,
+}
+
+/// `trial-watch` options.
+#[derive(Debug, Args)]
+pub struct TrialWatchArgs {
+    /// Seconds after boot by which the node must be healthy (k8r-trial.service's setting).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Milliseconds between looks.
+    #[arg(long, default_value_t = 5000, hide = true)]
+    pub interval_ms: u64,
 }
 
 /// `update-image` options.

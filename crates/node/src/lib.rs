@@ -32,6 +32,7 @@ pub mod skew;
 pub mod snapshot;
 pub mod status;
 mod sys;
+pub mod trial;
 pub mod update;
 
 use std::time::Duration;
@@ -108,6 +109,7 @@ fn run(host: &Host, cli: &Cli) -> Result<()> {
                 build: &build,
                 node_name: &name,
                 waits,
+                recovery: target().ok().map(|t| t.recovery).as_ref(),
             })?;
             log::info!("bootstrap done: {done}");
             Ok(())
@@ -164,6 +166,23 @@ fn run(host: &Host, cli: &Cli) -> Result<()> {
                 .ok()
                 .and_then(|t| P1::open(host, &t.recovery, false).ok());
             print!("{}", status::report(host, p1.as_ref(), s.as_ref(), &name));
+            Ok(())
+        }
+        Command::Commit => {
+            match trial::commit(host, &target()?.recovery)? {
+                trial::Outcome::Committed(b) => println!("build {b} committed"),
+                _ => println!("no trial pending: nothing to commit"),
+            }
+            Ok(())
+        }
+        Command::TrialWatch(args) => {
+            let outcome = trial::watch(
+                host,
+                &target()?.recovery,
+                Duration::from_secs(args.timeout),
+                Duration::from_millis(args.interval_ms),
+            )?;
+            log::info!("trial watch: {outcome:?}");
             Ok(())
         }
         Command::Config(c) => config(host, &target, c),

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use k8r_card::install_log::format_entry;
 use k8r_card::recovery::NODE_VARIABLES;
 use k8r_card::store::VerifyOptions;
+use k8r_card::trial::{Trial, TrialKind};
 use k8r_card::Part;
 
 use crate::bootstrap::Refused;
@@ -66,6 +67,11 @@ pub fn run(
         "reinstall requested (k8r reinstall)",
     );
     let _ = p1.recovery().append_install_log(&entry);
+    // An install the operator asked for, not a failed trial: a pending trial of the running
+    // build is replaced by a new trial of the stored build (recovery installs it as such).
+    p1.recovery()
+        .write_trial(&Trial::new(&build.manifest.build_id, TrialKind::New))
+        .context("recording the requested install on the recovery partition")?;
     p1.recovery()
         .set_next_boot(Part::Recovery)
         .context("pointing autoboot.txt at the recovery partition")?;

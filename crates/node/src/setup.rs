@@ -186,6 +186,8 @@ pub fn run(host: &Host, target: &Target) -> Result<()> {
     state.last_build = Some(build.build_id.clone());
     data.write_state(&state)?;
     host.write(BOOTED_MARKER, build.build_id.as_bytes(), 0o644)?;
+    // Every step succeeded on this boot: the trial's first health fact (crate::trial).
+    host.write(crate::trial::SETUP_OK, build.build_id.as_bytes(), 0o644)?;
     Ok(())
 }
 

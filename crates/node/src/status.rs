@@ -128,6 +128,11 @@ pub fn report(host: &Host, p1: Option<&P1>, s: Option<&Settings>, node_name: &st
                 " (this system)"
             }
         );
+        let _ = writeln!(
+            out,
+            "trial:       {}",
+            crate::trial::status_line(p1.recovery().trial().0.as_ref())
+        );
         let (install, _) = p1.recovery().install_state();
         let _ = writeln!(
             out,

@@ -419,6 +419,12 @@ fn with_stored_build(n: &Node) {
 fn reinstall_drains_with_admin_credentials_and_points_the_card_at_recovery() {
     let n = master();
     with_stored_build(&n);
+    // The running build is still on trial: the reinstall is no failed trial.
+    std::fs::write(
+        n.p1.join("k8r/trial"),
+        "build=b-1.31.2\nkind=new\nphase=boot\n",
+    )
+    .expect("trial");
     let mut kubelet = n.kubelet();
     n.wait_api();
     let out = n
@@ -446,6 +452,8 @@ fn reinstall_drains_with_admin_credentials_and_points_the_card_at_recovery() {
     assert_eq!(autoboot, "[all]\ntryboot_a_b=1\nboot_partition=1\n");
     let install_log = std::fs::read_to_string(n.p1.join("k8r/install.log")).expect("log");
     assert!(install_log.contains("reinstall requested"), "{install_log}");
+    let trial = std::fs::read_to_string(n.p1.join("k8r/trial")).expect("trial");
+    assert_eq!(trial, "build=b1\nkind=new\nphase=install\n");
 }
 
 #[test]
@@ -472,4 +480,153 @@ fn reinstall_refuses_a_damaged_stored_build_and_changes_nothing() {
         autoboot.contains("boot_partition=2"),
         "untouched: {autoboot}"
     );
+}
+
+// The trial commit (crate::trial, k8r_card::trial): the card boots a fresh install on trial
+// with autoboot.txt still at recovery; the agent commits once the node is locally healthy.
+
+const ON_RECOVERY: &str = "[all]\ntryboot_a_b=1\nboot_partition=1\n";
+const ON_WORKING: &str = "[all]\ntryboot_a_b=1\nboot_partition=2\n";
+
+impl Node {
+    /// The card as the installer leaves it after installing `build`: a pending trial.
+    fn on_trial(&self, build: &str) {
+        std::fs::write(self.p1.join("autoboot.txt"), ON_RECOVERY).expect("autoboot");
+        std::fs::write(
+            self.p1.join("k8r/trial"),
+            format!("build={build}\nkind=new\nphase=boot\n"),
+        )
+        .expect("trial");
+    }
+
+    fn autoboot(&self) -> String {
+        std::fs::read_to_string(self.p1.join("autoboot.txt")).expect("autoboot")
+    }
+
+    fn trial(&self) -> String {
+        std::fs::read_to_string(self.p1.join("k8r/trial")).expect("trial")
+    }
+
+    /// The containerd stand-in, listening on the root's containerd socket.
+    fn containerd(&self) -> Child {
+        let bin = self.root.join("usr/local/bin");
+        let _ = std::fs::remove_file(bin.join("containerd"));
+        std::os::unix::fs::symlink("k8r-standins", bin.join("containerd")).expect("link");
+        let child = Command::new(bin.join("containerd"))
+            .env("K8R_STANDIN_ROOT", &self.root)
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("containerd");
+        let sock = self.root.join("run/containerd/containerd.sock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "containerd stand-in: no socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+}
+
+fn stop(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+#[test]
+fn a_worker_that_cannot_reach_its_master_commits_once_setup_and_containerd_run() {
+    // Not joined (no bootstrap ran, no master anywhere): health is local.
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    n.on_trial("b-1.31.2");
+    let status = n.ok(&["status"]);
+    assert!(
+        status.contains("trial:       build b-1.31.2 on trial, not committed"),
+        "{status}"
+    );
+    // Unhealthy (no containerd): `k8r commit` refuses and changes nothing.
+    let out = n.k8r(&["commit"]).output().expect("k8r");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("containerd"), "{}", text(&out));
+    assert_eq!(n.autoboot(), ON_RECOVERY);
+    let containerd = n.containerd();
+    let out = n.ok(&["trial-watch", "--timeout", "60", "--interval-ms", "100"]);
+    stop(containerd);
+    assert!(out.contains("committed"), "{out}");
+    assert_eq!(n.autoboot(), ON_WORKING);
+    assert!(n.trial().contains("phase=committed"), "{}", n.trial());
+    let log = std::fs::read_to_string(n.p1.join("k8r/install.log")).expect("log");
+    assert!(
+        log.contains("build b-1.31.2: committed by the node agent"),
+        "{log}"
+    );
+    // Later boots: nothing to do.
+    let again = n.ok(&["trial-watch", "--timeout", "1", "--interval-ms", "100"]);
+    assert!(again.contains("NoTrial"), "{again}");
+}
+
+#[test]
+fn a_trial_not_healthy_in_time_is_given_up_with_its_cause() {
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    n.on_trial("b-1.31.2");
+    let out = n.ok(&["trial-watch", "--timeout", "1", "--interval-ms", "100"]);
+    assert!(out.contains("not rebooting a test root"), "{out}");
+    assert_eq!(n.autoboot(), ON_RECOVERY, "recovery decides next");
+    let trial = n.trial();
+    assert!(trial.contains("phase=boot"), "{trial}");
+    assert!(
+        trial.contains("failure=build b-1.31.2 not healthy 1 s after boot: containerd not up"),
+        "{trial}"
+    );
+    let log = std::fs::read_to_string(n.p1.join("k8r/install.log")).expect("log");
+    assert!(log.contains("trial given up by the node agent"), "{log}");
+}
+
+#[test]
+fn a_healthy_trial_of_another_build_than_the_running_one_is_given_up() {
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    n.on_trial("b-other");
+    let containerd = n.containerd();
+    let out = n.ok(&["trial-watch", "--timeout", "60", "--interval-ms", "100"]);
+    stop(containerd);
+    assert!(out.contains("GaveUp"), "{out}");
+    assert!(
+        n.trial().contains("but build b-1.31.2 is running"),
+        "{}",
+        n.trial()
+    );
+    assert_eq!(n.autoboot(), ON_RECOVERY);
+}
+
+#[test]
+fn a_master_upgrading_commits_its_trial_before_kubeadm_upgrade_apply() {
+    let old = master();
+    // Without containerd the node is not healthy: no commit, and so no upgrade.
+    let n = Node::new("1.32.1", "");
+    n.take_cluster_of(&old);
+    n.on_trial("b-1.32.1");
+    let out = n.bootstrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("not upgrading: this build's trial is not committed"));
+    assert!(
+        !n.standin_log().contains("upgrade apply"),
+        "nothing half-done"
+    );
+    assert_eq!(n.autoboot(), ON_RECOVERY);
+    // Healthy: committed, then upgraded.
+    let containerd = n.containerd();
+    let out = n.bootstrap();
+    stop(containerd);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("build b-1.32.1 committed before kubeadm upgrade apply"),
+        "{t}"
+    );
+    assert!(
+        t.contains("control plane upgraded to Kubernetes 1.32.1"),
+        "{t}"
+    );
+    assert_eq!(n.autoboot(), ON_WORKING);
+    assert!(n.trial().contains("phase=committed"));
 }

@@ -13,6 +13,12 @@
 //! console before it resets). The last such line of a run is the request for the next boot;
 //! a run that ends without one boots with partition 0 and tryboot off, as the real registers
 //! would after a plain `reboot`.
+//!
+//! A kernel panic with `panic=N` on the command line resets the machine after N seconds
+//! (kernel/panic.c prints `Rebooting in N seconds..` and calls `emergency_restart()`, which
+//! prints no `reboot: Restarting system`). A real Pi's reset then carries no partition
+//! request, whatever a reboot-request line said before the panic: the harness treats it as a
+//! reboot with partition 0, tryboot off.
 
 use k8r_boot_config::firmware::BootRequest;
 
@@ -25,8 +31,8 @@ pub const REBOOT_MARKER: &str = "k8r-reboot:";
 pub enum RunEnd {
     /// The guest powered off (`reboot: Power down` / `System halted`).
     PowerOff,
-    /// The guest rebooted (`reboot: Restarting system`); the request is what the next boot
-    /// gets.
+    /// The guest rebooted (`reboot: Restarting system`, or a panic's `Rebooting in N
+    /// seconds`); the request is what the next boot gets (partition 0 after a panic).
     Reboot(BootRequest),
     /// QEMU ended without the kernel saying either (crash, panic, killed).
     Other,
@@ -79,11 +85,24 @@ pub fn classify_run(console: &str) -> RunEnd {
         // printed with the "reboot: " prefix of that file's pr_fmt.
         if line.contains("reboot: Restarting system") {
             end = RunEnd::Reboot(request.unwrap_or_default());
+        } else if is_panic_reboot(line) {
+            // emergency_restart(): no request reaches the firmware.
+            end = RunEnd::Reboot(BootRequest::default());
+            request = None;
         } else if line.contains("reboot: Power down") || line.contains("reboot: System halted") {
             end = RunEnd::PowerOff;
         }
     }
     end
+}
+
+/// kernel/panic.c's `pr_emerg("Rebooting in %d seconds..\n", panic_timeout)`.
+fn is_panic_reboot(line: &str) -> bool {
+    line.find("Rebooting in ").is_some_and(|i| {
+        let rest = &line[i + "Rebooting in ".len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && rest[digits..].starts_with(" seconds")
+    })
 }
 
 #[cfg(test)]
@@ -148,5 +167,21 @@ mod tests {
             RunEnd::PowerOff
         );
         assert_eq!(classify_run("Kernel panic - not syncing\n"), RunEnd::Other);
+    }
+
+    #[test]
+    fn a_panic_with_a_timeout_is_a_reboot_without_a_request() {
+        let log = "k8r-reboot: partition=2 tryboot=0\n\
+                   [    3.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n\
+                   [    3.2] ---[ end Kernel panic - not syncing: Attempted to kill init! ]---\n\
+                   [    3.1] Rebooting in 1 seconds..\n";
+        assert_eq!(classify_run(log), RunEnd::Reboot(BootRequest::default()));
+        for line in [
+            "Rebooting in seconds",
+            "echo Rebooting in x seconds",
+            "Rebooting in 5",
+        ] {
+            assert_eq!(classify_run(line), RunEnd::Other, "{line}");
+        }
     }
 }

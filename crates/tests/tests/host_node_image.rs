@@ -41,6 +41,7 @@ fn read(rel: &str) -> String {
 const UNITS: &[&str] = &[
     "k8r-setup.service",
     "k8r-bootstrap.service",
+    "k8r-trial.service",
     "k8r-config-sync.path",
     "k8r-config-sync.service",
     "kubelet.service",
@@ -63,6 +64,7 @@ fn the_units_are_enabled_and_ordered() {
     for (wants, unit) in [
         ("sysinit.target.wants", "k8r-setup.service"),
         ("multi-user.target.wants", "k8r-bootstrap.service"),
+        ("multi-user.target.wants", "k8r-trial.service"),
         ("multi-user.target.wants", "k8r-config-sync.path"),
         ("multi-user.target.wants", "kubelet.service"),
         ("multi-user.target.wants", "containerd.service"),

@@ -113,10 +113,19 @@ fn install_then_working(test: &str, fixture: &str, profile: Profile) {
     assert_eq!(boots[0].choice.partition, 1, "boot 1: recovery");
     assert_eq!(boots[1].choice.partition, 2, "boot 2: the working system");
     let p1 = fat_partition(&built.card, 1).expect("p1");
+    // Boot 2 came from the installer's one-shot request: autoboot.txt stays on recovery and the
+    // trial stays pending (the fixture root runs no node agent to commit it).
+    assert_eq!(
+        (boots[1].request.partition, boots[1].request.tryboot),
+        (2, false),
+        "boot 2: the one-shot request"
+    );
     let autoboot = p1.read("autoboot.txt").expect("autoboot");
-    assert_eq!(autoboot, b"[all]\ntryboot_a_b=1\nboot_partition=2\n");
+    assert_eq!(autoboot, b"[all]\ntryboot_a_b=1\nboot_partition=1\n");
+    let trial = String::from_utf8(p1.read("k8r/trial").expect("trial")).expect("utf8");
+    assert!(trial.contains("kind=new\nphase=boot\n"), "{trial}");
     let log = String::from_utf8(p1.read("k8r/install.log").expect("log")).expect("utf8");
-    assert!(log.contains("verified"), "{log}");
+    assert!(log.contains("verified; booting it on trial"), "{log}");
 }
 
 #[test]

@@ -98,6 +98,28 @@ StandardError=journal+console
 WantedBy=multi-user.target
 ";
 
+/// Commits the build after an install's trial boot once the node is healthy, or reboots into
+/// recovery (which rolls back) when it is not within `--timeout` seconds of boot; nothing
+/// without a pending trial. `Wants=`, not `Requires=`, setup: a failed setup must still end in
+/// the timeout's reboot. The timeout is this unit's setting (a drop-in changes it).
+const TRIAL_UNIT: &str = "\
+[Unit]
+Description=k8r trial: commit this build once the node is healthy, else back to recovery
+Wants=k8r-setup.service
+After=k8r-setup.service containerd.service kubelet.service
+ConditionPathExists=/usr/lib/k8r/build-info
+
+[Service]
+Type=exec
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/k8r trial-watch --timeout 600
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+";
+
 /// Watches the node's settings file: a hand edit (the seed's documented way) is copied to the
 /// card's recovery partition, so it survives a reinstall.
 const CONFIG_SYNC_PATH: &str = "\
@@ -345,6 +367,7 @@ pub fn stage(
     for (unit, text) in [
         ("k8r-setup.service", SETUP_UNIT),
         ("k8r-bootstrap.service", BOOTSTRAP_UNIT),
+        ("k8r-trial.service", TRIAL_UNIT),
         ("k8r-config-sync.path", CONFIG_SYNC_PATH),
         ("k8r-config-sync.service", CONFIG_SYNC_SERVICE),
     ] {
@@ -411,6 +434,11 @@ pub fn stage(
             "multi-user.target.wants",
             "k8r-bootstrap.service",
             "/usr/lib/systemd/system/k8r-bootstrap.service",
+        ),
+        (
+            "multi-user.target.wants",
+            "k8r-trial.service",
+            "/usr/lib/systemd/system/k8r-trial.service",
         ),
         (
             "multi-user.target.wants",

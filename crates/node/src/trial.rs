@@ -1,0 +1,246 @@
+//! The trial commit: after an install the recovery installer boots the new build once, on
+//! trial (`k8r_card::trial`); this module commits it — `autoboot.txt` → the working system,
+//! then the record's `committed` phase — once the node is locally healthy, or gives up after
+//! the timeout and reboots into recovery, which rolls back.
+//!
+//! Health is local on purpose (a network or cluster outage must never roll a node back):
+//! `k8r setup` succeeded on this boot, containerd answers on its socket, the kubelet runs
+//! once the node has a kubelet configuration (a worker that has not joined yet has none), and
+//! on a node that holds a control plane the local API server answers `/readyz`.
+//!
+//! `k8r-trial.service` runs `k8r trial-watch` on every boot (it does nothing without a pending
+//! trial); `k8r commit` commits by hand (refused while unhealthy); `k8r bootstrap` commits
+//! before a `kubeadm upgrade apply` (after setup's etcd snapshot).
+
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use k8r_card::install_log::format_entry;
+use k8r_card::trial::{on_agent_check, AgentAction, Health, Trial};
+
+use crate::build_info::BuildInfo;
+use crate::card::{RecoverySource, P1};
+use crate::exec::Cmd;
+use crate::host::Host;
+use crate::kube::{Kube, APISERVER_MANIFEST};
+
+/// Written by `k8r setup` when every step succeeded; under `/run`, so once per boot.
+pub const SETUP_OK: &str = "/run/k8r/setup-ok";
+/// containerd's socket.
+pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+/// The kubelet's configuration (kubeadm writes it at init and join).
+pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+/// The kubelet stand-in's pid file: how a test root (no systemd) says its kubelet runs.
+pub const STANDIN_KUBELET_PID: &str = "/run/k8r-standin/kubelet.pid";
+/// The default time a trial may take to become healthy.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What is healthy on this node now.
+pub fn health(host: &Host) -> Health {
+    let kubelet = host
+        .path(KUBELET_CONFIG)
+        .exists()
+        .then(|| kubelet_runs(host));
+    let api_ready = host.path(APISERVER_MANIFEST).exists().then(|| {
+        Kube::new(host)
+            .kubectl(["get", "--raw=/readyz"])
+            .quiet()
+            .run_status()
+            .is_ok_and(|o| o.code == 0 && o.stdout.trim() == "ok")
+    });
+    Health {
+        setup: host.path(SETUP_OK).exists(),
+        containerd: UnixStream::connect(host.path(CONTAINERD_SOCKET)).is_ok(),
+        kubelet,
+        api_ready,
+    }
+}
+
+fn kubelet_runs(host: &Host) -> bool {
+    if host.is_system() {
+        return Cmd::new("systemctl")
+            .args(["is-active", "--quiet", "kubelet.service"])
+            .quiet()
+            .run_status()
+            .is_ok_and(|o| o.code == 0);
+    }
+    host.read_text_opt(STANDIN_KUBELET_PID)
+        .ok()
+        .flatten()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Seconds since boot (`/proc/uptime`; 0 on a test root without one).
+fn uptime(host: &Host) -> Duration {
+    std::fs::read_to_string(host.path("/proc/uptime"))
+        .ok()
+        .and_then(|u| {
+            u.split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+        })
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(Duration::ZERO, Duration::from_secs_f64)
+}
+
+/// What one look found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No trial pending.
+    NoTrial,
+    /// Committed now (or a half-done commit finished).
+    Committed(String),
+    /// Not healthy yet.
+    Waiting(Vec<&'static str>),
+    /// The trial failed; the record says why and the node reboots into recovery.
+    GaveUp(String),
+}
+
+/// Looks once and acts: commits when healthy, records the failure when `elapsed` passed
+/// `timeout` (the caller reboots).
+pub fn step(
+    host: &Host,
+    recovery: &RecoverySource,
+    elapsed: Duration,
+    timeout: Duration,
+) -> Result<Outcome> {
+    let (trial, next_boot) = {
+        let p1 = P1::open(host, recovery, false)?;
+        let (trial, warnings) = p1.recovery().trial();
+        for w in warnings {
+            log::warn!("{w}");
+        }
+        (trial, p1.recovery().next_boot())
+    };
+    let running = BuildInfo::load(host)?.build_id;
+    let h = health(host);
+    match on_agent_check(trial.as_ref(), next_boot, &running, &h, elapsed, timeout) {
+        AgentAction::Nothing => Ok(Outcome::NoTrial),
+        AgentAction::Wait { missing } => Ok(Outcome::Waiting(missing)),
+        AgentAction::Tidy => {
+            let t = pending(trial)?;
+            let p1 = P1::open(host, recovery, true)?;
+            p1.recovery()
+                .write_trial(&t.committed())
+                .context("recording the commit on the recovery partition")?;
+            Ok(Outcome::Committed(t.build))
+        }
+        AgentAction::Commit => {
+            let t = pending(trial)?;
+            let p1 = P1::open(host, recovery, true)?;
+            p1.recovery()
+                .commit_trial(&t)
+                .context("committing the trial (autoboot.txt, k8r/trial)")?;
+            let _ = p1.recovery().append_install_log(&format_entry(
+                uptime(host).as_secs_f64(),
+                &t.build,
+                "committed by the node agent: healthy (setup, containerd, kubelet, API server as applicable)",
+            ));
+            log::info!(
+                "build {} is healthy: committed (autoboot.txt points at this system)",
+                t.build
+            );
+            Ok(Outcome::Committed(t.build))
+        }
+        AgentAction::GiveUp { cause } => {
+            let t = pending(trial)?;
+            let p1 = P1::open(host, recovery, true)?;
+            p1.recovery()
+                .write_trial(&t.failed(&cause))
+                .context("recording the failed trial")?;
+            let _ = p1.recovery().append_install_log(&format_entry(
+                uptime(host).as_secs_f64(),
+                &t.build,
+                &format!("trial given up by the node agent: {cause}"),
+            ));
+            log::error!(
+                "trial of build {} failed: {cause}; rebooting into recovery",
+                t.build
+            );
+            Ok(Outcome::GaveUp(cause))
+        }
+    }
+}
+
+fn pending(trial: Option<Trial>) -> Result<Trial> {
+    trial.ok_or_else(|| anyhow!("the trial record went away while it was read"))
+}
+
+/// `k8r commit`: commits a pending trial now if the node is healthy; refuses with what is
+/// missing otherwise.
+pub fn commit(host: &Host, recovery: &RecoverySource) -> Result<Outcome> {
+    match step(host, recovery, Duration::ZERO, Duration::MAX)? {
+        Outcome::Waiting(missing) => Err(crate::bootstrap::Refused(format!(
+            "not committing: not healthy yet ({} not up); `k8r status` shows the trial",
+            missing.join(", ")
+        ))
+        .into()),
+        other => Ok(other),
+    }
+}
+
+/// `k8r trial-watch` (`k8r-trial.service`): looks every `interval` until the trial is
+/// committed or `timeout` after boot passed; then records the failure and reboots (a plain
+/// reboot: `autoboot.txt` still says recovery).
+pub fn watch(
+    host: &Host,
+    recovery: &RecoverySource,
+    timeout: Duration,
+    interval: Duration,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let booted = uptime(host);
+    let mut said = None;
+    loop {
+        let outcome = step(host, recovery, booted + start.elapsed(), timeout)?;
+        match outcome {
+            Outcome::Waiting(missing) => {
+                if said.as_ref() != Some(&missing) {
+                    log::info!(
+                        "trial: waiting for {} (commit within {} s of boot)",
+                        missing.join(", "),
+                        timeout.as_secs()
+                    );
+                    said = Some(missing);
+                }
+                std::thread::sleep(interval);
+            }
+            Outcome::GaveUp(_) => {
+                if host.is_system() {
+                    crate::reinstall::reboot(host)?;
+                } else {
+                    log::warn!("not rebooting a test root");
+                }
+                return Ok(outcome);
+            }
+            Outcome::NoTrial | Outcome::Committed(_) => return Ok(outcome),
+        }
+    }
+}
+
+/// Before `kubeadm upgrade apply` on a master: commits a pending trial (the API server answered
+/// `/readyz`, setup took the etcd snapshot), so a failure of the upgrade itself never rolls the
+/// node back to a build whose control plane is older than the upgraded etcd.
+pub fn commit_before_upgrade(host: &Host, recovery: Option<&RecoverySource>) -> Result<()> {
+    let Some(recovery) = recovery else {
+        return Ok(());
+    };
+    match step(host, recovery, Duration::ZERO, Duration::MAX)? {
+        Outcome::Waiting(missing) => Err(anyhow!(
+            "not upgrading: this build's trial is not committed and the node is not healthy ({} not up)",
+            missing.join(", ")
+        )),
+        Outcome::Committed(b) => {
+            log::info!("build {b} committed before kubeadm upgrade apply");
+            Ok(())
+        }
+        Outcome::NoTrial | Outcome::GaveUp(_) => Ok(()),
+    }
+}
+
+/// One line for `k8r status`.
+pub fn status_line(trial: Option<&Trial>) -> String {
+    trial.map_or_else(|| "none recorded".to_owned(), ToString::to_string)
+}
