@@ -213,13 +213,8 @@ fn update_sums(image: &Path, report: &mut String) {
                 return Ok(false);
             }
             let new = sums::with_digest(&text, &name, &digest).unwrap_or(text.clone());
-            let tmp = dir.join(format!(".{}.k8r-tmp", crate::assemble::SUMS));
-            std::fs::write(&tmp, new)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
-                    anyhow::anyhow!("writing {}: {e}", path.display())
-                })?;
+            crate::atomic::write_atomic(&path, new.as_bytes())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
             Ok(true)
         });
     match result {

@@ -7,6 +7,7 @@
 
 pub mod artefacts;
 pub mod assemble;
+mod atomic;
 pub mod base;
 pub mod bootpart;
 pub mod cli;

@@ -225,8 +225,9 @@ pub fn check_space(dir: &Path, needed: u64) -> Result<(), OutDirError> {
 /// several times over (extracted, the working partition's copy, `boot.tar.xz`, and again in
 /// the recovery partition and the card). Four times the base's data, twice the additions and
 /// 64 MiB for filesystem metadata bound that: measured on the fixture base (19 MB of data,
-/// 11 MB added) the peak was 166 MB, the bound 168 MB; on a real Ubuntu image, whose root
-/// outweighs its boot files, the bound is about a third above the peak.
+/// 11 MB added) the peak was 166 MB, the bound 168 MB. On a real Ubuntu image, whose root
+/// outweighs its boot files, the bound should sit further above the peak (an estimate: no
+/// real image was measured).
 pub fn space_needed(base_allocated: u64, added: u64) -> u64 {
     base_allocated
         .saturating_mul(4)

@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::catalog::Artifact;
@@ -95,20 +95,7 @@ impl Cache {
     /// Writes a small file atomically: `<path>.tmp`, fsync, rename, fsync the directory.
     pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
         self.create_dir()?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let result = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()
-        })()
-        .map_err(io_err(&tmp))
-        .and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result?;
+        crate::atomic::write_atomic(path, bytes).map_err(io_err(path))?;
         self.sync_dir()
     }
 

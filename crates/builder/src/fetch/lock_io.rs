@@ -1,8 +1,8 @@
 //! Reading and writing the lock file (the text is [`super::lock`]'s).
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 
 use super::cache::io_err;
 use super::lock::Lock;
@@ -33,19 +33,6 @@ pub(crate) fn write_if_changed(
     if old == Some(text) {
         return Ok(false);
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    })()
-    .map_err(io_err(&tmp))
-    .and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
+    crate::atomic::write_atomic(path, text.as_bytes()).map_err(io_err(path))?;
     Ok(true)
 }
