@@ -182,7 +182,7 @@ fn run(host: &Host, cli: &Cli) -> Result<()> {
                 Duration::from_secs(args.timeout),
                 Duration::from_millis(args.interval_ms),
             )?;
-            log::info!("trial watch: {outcome:?}");
+            log::info!("trial watch: {outcome}");
             Ok(())
         }
         Command::Config(c) => config(host, &target, c),

@@ -164,6 +164,17 @@ pub fn step(
     }
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::NoTrial => f.write_str("no trial pending"),
+            Outcome::Committed(build) => write!(f, "build {build} committed"),
+            Outcome::Waiting(missing) => write!(f, "waiting for {}", missing.join(", ")),
+            Outcome::GaveUp(cause) => write!(f, "trial failed: {cause}"),
+        }
+    }
+}
+
 fn pending(trial: Option<Trial>) -> Result<Trial> {
     trial.ok_or_else(|| anyhow!("the trial record went away while it was read"))
 }
@@ -243,4 +254,26 @@ pub fn commit_before_upgrade(host: &Host, recovery: Option<&RecoverySource>) -> 
 /// One line for `k8r status`.
 pub fn status_line(trial: Option<&Trial>) -> String {
     trial.map_or_else(|| "none recorded".to_owned(), ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn outcomes_read_as_sentences_in_the_log() {
+        assert_eq!(
+            Outcome::Committed("20260423T000000Z-c7783d8f".into()).to_string(),
+            "build 20260423T000000Z-c7783d8f committed"
+        );
+        assert_eq!(Outcome::NoTrial.to_string(), "no trial pending");
+        assert_eq!(
+            Outcome::Waiting(vec!["containerd", "kubelet"]).to_string(),
+            "waiting for containerd, kubelet"
+        );
+        assert_eq!(
+            Outcome::GaveUp("no commit within 600 s".into()).to_string(),
+            "trial failed: no commit within 600 s"
+        );
+    }
 }

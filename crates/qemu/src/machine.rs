@@ -602,7 +602,7 @@ impl Machine {
         let rest = self.expect("\n", Duration::from_secs(10))?;
         let status = rest.trim().parse::<i32>().unwrap_or(-1);
         let body = text.trim_end_matches(marker.as_str()).replace('\r', "");
-        Ok((status, body))
+        Ok((status, without_kernel_records(&body)))
     }
 
     /// Waits until the guest powers off, following reboots on the way.
@@ -662,6 +662,25 @@ pub fn split_kernel_records(text: &str) -> String {
         }
         out.push_str(rest);
     }
+    out
+}
+
+/// The text with every kernel record taken out. A command's output shares the console with the
+/// kernel, and a record printed while the command runs (a journal line forwarded to the
+/// console, a reboot request) lands inside it, at a line start or mid-line; a record runs from
+/// its timestamp to the end of its line, so cutting that span leaves the command's own bytes
+/// as it wrote them.
+pub fn without_kernel_records(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find_timestamp(rest, 0) {
+        out.push_str(&rest[..at]);
+        rest = match rest[at..].find('\n') {
+            Some(end) => &rest[at + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
     out
 }
 
@@ -760,6 +779,21 @@ mod tests {
             plain.kernel_cmdline(2, card),
             "console=ttyS1,115200 root=LABEL=writable rootwait"
         );
+    }
+
+    #[test]
+    fn command_output_loses_the_kernel_records_printed_into_it() {
+        // As seen on a master: the agent's commit line, forwarded to the console, landed in
+        // the output of `cat /etc/machine-id; sha256sum …`.
+        let body = "bf29\n[   30.754991] k8r[220]: k8r: build x is healthy\n[   30.759244] k8r[220]: trial\n95fb  key\n";
+        assert_eq!(without_kernel_records(body), "bf29\n95fb  key\n");
+        // Mid-line: the command's bytes on either side join up again.
+        assert_eq!(without_kernel_records("abc[ 1.5] rec\ndef\n"), "abcdef\n");
+        // Cut off at the end; and text that only looks a bit like a timestamp stays.
+        assert_eq!(without_kernel_records("a\n[ 2.0] par"), "a\n");
+        for same in ["echo [1] [a.b] [1.] x\n", "a [ 1.5 ] b\n", "plain\n"] {
+            assert_eq!(without_kernel_records(same), same);
+        }
     }
 
     #[test]
