@@ -228,6 +228,8 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
     let http_image_url = ctx.optional("HTTP_IMAGE_URL", validate::image_url);
     let hostname_prefix = ctx.optional("HOSTNAME_PREFIX", validate::hostname_prefix);
     let node_name = ctx.optional("NODE_NAME", validate::node_name);
+    let trial_timeout = ctx.optional("TRIAL_TIMEOUT", validate::trial_timeout);
+    let kernel_cmdline = ctx.optional("KERNEL_CMDLINE", validate::kernel_cmdline);
     let root_size = ctx.optional("ROOT_SIZE", validate::size);
     let containerd = ctx.optional("CONTAINERD_VERSION", validate::version);
     let runc = ctx.optional("RUNC_VERSION", validate::version);
@@ -316,6 +318,8 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
         hostname_prefix: hostname_prefix?
             .unwrap_or_else(|| keys::DEFAULT_HOSTNAME_PREFIX.to_string()),
         node_name: node_name?,
+        trial_timeout_secs: trial_timeout?.unwrap_or(keys::DEFAULT_TRIAL_TIMEOUT_SECS),
+        kernel_cmdline: kernel_cmdline?.unwrap_or_default(),
         root_size: root_size?,
         components: Components {
             containerd: containerd.unwrap_or(keys::DEFAULT_CONTAINERD_VERSION),

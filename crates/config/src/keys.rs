@@ -30,6 +30,8 @@ pub const fn default_crictl_version(k8s: Version) -> Version {
 /// [`KeyDoc::default`] of `CRICTL_VERSION`, the rule [`default_crictl_version`] applies.
 pub const CRICTL_DEFAULT_DOC: &str =
     "1.MINOR.0, MINOR being the minor of K8S_VERSION (1.33.4: 1.33.0)";
+/// Default `TRIAL_TIMEOUT`, in seconds.
+pub const DEFAULT_TRIAL_TIMEOUT_SECS: u64 = 600;
 /// Default `HOSTNAME_PREFIX`.
 pub const DEFAULT_HOSTNAME_PREFIX: &str = "k8r";
 /// Default `K8S_RELEASE_URL`.
@@ -156,6 +158,27 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "This node's host name and Kubernetes node name, instead of the generated one. \
               Lower-case letters, digits and '-', at most 63 characters. Set it per card \
               (k8r-builder inject, or k8r config set on the node), never for a whole cluster.",
+    },
+    KeyDoc {
+        name: "TRIAL_TIMEOUT",
+        required: false,
+        default: "10m",
+        example: "20m",
+        doc: "How long a newly installed build may take to become healthy on its trial boot \
+              (setup done, containerd and the kubelet running, a master's API server ready) \
+              before the node gives it up and recovery rolls back to the previous build. \
+              A duration in h, m or s, from 60s to 24h. Read on the node at each boot.",
+    },
+    KeyDoc {
+        name: "KERNEL_CMDLINE",
+        required: false,
+        default:
+            "none (the vendor's command line with k8r's serial console, panic=10 and cgroup flags)",
+        example: "usbcore.autosuspend=-1",
+        doc: "Extra kernel command-line tokens, appended to the working system's cmdline.txt \
+              by the builder; a token whose key k8r also sets (panic=) replaces k8r's. root= \
+              is refused. Part of the build: it changes with the next image, not on a \
+              running node.",
     },
     KeyDoc {
         name: "ROOT_SIZE",

@@ -63,6 +63,10 @@ pub struct BuildConfig {
     pub hostname_prefix: String,
     /// `NODE_NAME`; `None`: the node makes one from `HOSTNAME_PREFIX` and its serial number.
     pub node_name: Option<String>,
+    /// `TRIAL_TIMEOUT` in seconds (default 600).
+    pub trial_timeout_secs: u64,
+    /// `KERNEL_CMDLINE`: extra tokens for the working system's `cmdline.txt`.
+    pub kernel_cmdline: Vec<String>,
     /// `ROOT_SIZE`; `None`: the builder computes it.
     pub root_size: Option<Size>,
     /// containerd, runc, CNI plugins and crictl versions.
@@ -91,6 +95,8 @@ impl PartialEq for BuildConfig {
             http_image_url,
             hostname_prefix,
             node_name,
+            trial_timeout_secs,
+            kernel_cmdline,
             root_size,
             components,
             mirrors,
@@ -109,6 +115,8 @@ impl PartialEq for BuildConfig {
             && *http_image_url == other.http_image_url
             && *hostname_prefix == other.hostname_prefix
             && *node_name == other.node_name
+            && *trial_timeout_secs == other.trial_timeout_secs
+            && *kernel_cmdline == other.kernel_cmdline
             && *root_size == other.root_size
             && *components == other.components
             && *mirrors == other.mirrors

@@ -57,6 +57,8 @@ pub(crate) fn value_of(config: &BuildConfig, name: &str) -> Option<String> {
             .unwrap_or_default(),
         "HOSTNAME_PREFIX" => c.hostname_prefix.clone(),
         "NODE_NAME" => c.node_name.clone().unwrap_or_default(),
+        "TRIAL_TIMEOUT" => super::validate::render_duration(c.trial_timeout_secs),
+        "KERNEL_CMDLINE" => c.kernel_cmdline.join(" "),
         "ROOT_SIZE" => c.root_size.map(|s| s.to_string()).unwrap_or_default(),
         "ARCH" => c.arch.to_string(),
         "CONTAINERD_VERSION" => v.containerd.to_string(),

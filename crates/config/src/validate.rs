@@ -584,10 +584,137 @@ pub(crate) fn node_name(value: &str) -> Result<String, Problem> {
     })
 }
 
+/// Shortest `TRIAL_TIMEOUT`: a Pi 4 needs about a minute from power-on to a running
+/// containerd; less would roll back healthy builds.
+pub(crate) const MIN_TRIAL_TIMEOUT_SECS: u64 = 60;
+/// Longest `TRIAL_TIMEOUT`: a day.
+pub(crate) const MAX_TRIAL_TIMEOUT_SECS: u64 = 24 * 3600;
+
+/// `TRIAL_TIMEOUT`: a duration of whole seconds, minutes or hours (`600s`, `10m`, `1h30m`),
+/// between [`MIN_TRIAL_TIMEOUT_SECS`] and [`MAX_TRIAL_TIMEOUT_SECS`]; the seconds.
+pub(crate) fn trial_timeout(value: &str) -> Result<u64, Problem> {
+    let expected = "a duration like 10m, 600s or 1h30m (units h, m, s), from 60s to 24h";
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(
+            Problem::new(format!("{expected}; a number needs a unit")).write(format!("{value}s"))
+        );
+    }
+    let mut rest = value;
+    let mut secs: u64 = 0;
+    if rest.is_empty() {
+        return Err(Problem::new(expected));
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let number: u64 = rest[..digits].parse().map_err(|_| {
+            Problem::new(format!(
+                "{expected}; \"{rest}\" does not start with a number"
+            ))
+        })?;
+        rest = &rest[digits..];
+        let (unit, scale) = [("h", 3600), ("m", 60), ("s", 1)]
+            .into_iter()
+            .find(|(u, _)| rest.starts_with(u))
+            .ok_or_else(|| {
+                Problem::new(format!("{expected}; each number needs a unit h, m or s"))
+            })?;
+        rest = &rest[unit.len()..];
+        secs = number
+            .checked_mul(scale)
+            .and_then(|n| secs.checked_add(n))
+            .unwrap_or(u64::MAX);
+    }
+    if secs < MIN_TRIAL_TIMEOUT_SECS {
+        return Err(Problem::new(format!(
+            "{expected}; {value} is shorter than a Pi takes to boot"
+        ))
+        .write("60s"));
+    }
+    if secs > MAX_TRIAL_TIMEOUT_SECS {
+        return Err(Problem::new(format!("{expected}; {value} is longer than a day")).write("24h"));
+    }
+    Ok(secs)
+}
+
+/// `TRIAL_TIMEOUT` written back: the largest unit that divides it (`600` → `10m`).
+pub(crate) fn render_duration(secs: u64) -> String {
+    match secs {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `KERNEL_CMDLINE`: kernel command-line tokens (printable ASCII separated by spaces, no
+/// quotes); `root=` is refused, since the card's layout fixes the root partition.
+pub(crate) fn kernel_cmdline(value: &str) -> Result<Vec<String>, Problem> {
+    let expected =
+        "kernel command-line tokens separated by spaces, like \"panic=30 usbcore.autosuspend=-1\" \
+                    (printable ASCII, no quotes)";
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_graphic() || *c == ' ') || *c == '"' || *c == '\'')
+    {
+        return Err(Problem::new(format!("{expected}; found {c:?}")));
+    }
+    let tokens: Vec<String> = value.split_whitespace().map(str::to_string).collect();
+    if tokens.iter().any(|t| t.starts_with("root=")) {
+        return Err(Problem::new(format!(
+            "{expected}; root= is set by k8r (the working root is the card's third partition)"
+        ))
+        .hint("remove root=… from KERNEL_CMDLINE"));
+    }
+    if tokens.is_empty() {
+        return Err(Problem::new(expected));
+    }
+    Ok(tokens)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn trial_timeouts() {
+        assert_eq!(trial_timeout("10m").unwrap(), 600);
+        assert_eq!(trial_timeout("1h30m").unwrap(), 5400);
+        assert_eq!(trial_timeout("90s").unwrap(), 90);
+        assert_eq!(
+            trial_timeout("600").unwrap_err().hint,
+            Some(Hint::Write("600s".into()))
+        );
+        assert_eq!(
+            trial_timeout("30s").unwrap_err().hint,
+            Some(Hint::Write("60s".into()))
+        );
+        assert_eq!(
+            trial_timeout("25h").unwrap_err().hint,
+            Some(Hint::Write("24h".into()))
+        );
+        for bad in ["", "m", "10x", "1.5h", "-10m", "99999999999999999999h"] {
+            assert!(trial_timeout(bad).is_err(), "{bad:?}");
+        }
+        for secs in [600, 5400, 90, 3600] {
+            assert_eq!(trial_timeout(&render_duration(secs)).unwrap(), secs);
+        }
+        assert_eq!(render_duration(600), "10m");
+    }
+
+    #[test]
+    fn kernel_cmdlines() {
+        assert_eq!(
+            kernel_cmdline(" panic=30  usbcore.autosuspend=-1 ").unwrap(),
+            ["panic=30", "usbcore.autosuspend=-1"]
+        );
+        assert!(kernel_cmdline("root=/dev/sda2 quiet")
+            .unwrap_err()
+            .expected
+            .contains("third partition"));
+        for bad in ["", "  ", "a\tb", "x=\"y z\"", "a\nb", "é"] {
+            assert!(kernel_cmdline(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn node_names() {

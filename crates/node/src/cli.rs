@@ -54,7 +54,7 @@ pub enum Command {
     /// autoboot.txt at this system. Refused while the node is not healthy.
     Commit,
     /// Commit this build's trial once the node is healthy, or reboot into recovery (which
-    /// rolls back) when it is not healthy within --timeout seconds of boot (k8r-trial.service
+    /// rolls back) when it is not healthy within TRIAL_TIMEOUT of boot (k8r-trial.service
     /// runs it on every boot; without a pending trial it does nothing).
     TrialWatch(TrialWatchArgs),
     /// Show or change this node's settings (kept on the card: they survive a reinstall).
@@ -85,9 +85,10 @@ pub struct BootstrapArgs {
 /// `trial-watch` options.
 #[derive(Debug, Args)]
 pub struct TrialWatchArgs {
-    /// Seconds after boot by which the node must be healthy (k8r-trial.service's setting).
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
+    /// Seconds after boot by which the node must be healthy, instead of the TRIAL_TIMEOUT
+    /// setting (default 10 minutes).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// Milliseconds between looks.
     #[arg(long, default_value_t = 5000, hide = true)]
     pub interval_ms: u64,

@@ -176,10 +176,11 @@ fn run(host: &Host, cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::TrialWatch(args) => {
+            let timeout = args.timeout.unwrap_or_else(|| trial::timeout_setting(host));
             let outcome = trial::watch(
                 host,
                 &target()?.recovery,
-                Duration::from_secs(args.timeout),
+                Duration::from_secs(timeout),
                 Duration::from_millis(args.interval_ms),
             )?;
             log::info!("trial watch: {outcome}");

@@ -143,7 +143,11 @@ pub fn report(host: &Host, p1: Option<&P1>, s: Option<&Settings>, node_name: &st
                 .map(|b| format!(", build {b}"))
                 .unwrap_or_default()
         );
-        if let Some(line) = p1.recovery().install_log().lines().last() {
+        let log = p1.recovery().install_log();
+        if let Some(rollback) = k8r_card::trial::last_rollback(&log) {
+            let _ = writeln!(out, "last rollback: {rollback}");
+        }
+        if let Some(line) = log.lines().last() {
             let _ = writeln!(out, "install log: {}", line.trim());
         }
     }

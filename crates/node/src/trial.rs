@@ -33,8 +33,20 @@ pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
 /// The kubelet stand-in's pid file: how a test root (no systemd) says its kubelet runs.
 pub const STANDIN_KUBELET_PID: &str = "/run/k8r-standin/kubelet.pid";
-/// The default time a trial may take to become healthy.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `TRIAL_TIMEOUT` from the node's settings, in seconds. A trial must end even when the
+/// settings cannot be read (the build under trial may be the one that broke them): then the
+/// default, with a warning.
+pub fn timeout_setting(host: &Host) -> u64 {
+    match crate::settings::load(host) {
+        Ok(s) => s.config.trial_timeout_secs,
+        Err(e) => {
+            let default = k8r_config::keys::DEFAULT_TRIAL_TIMEOUT_SECS;
+            log::warn!("TRIAL_TIMEOUT unknown ({e:#}): using the default, {default} s");
+            default
+        }
+    }
+}
 
 /// What is healthy on this node now.
 pub fn health(host: &Host) -> Health {

@@ -562,7 +562,7 @@ fn a_worker_that_cannot_reach_its_master_commits_once_setup_and_containerd_run()
     );
     // Later boots: nothing to do.
     let again = n.ok(&["trial-watch", "--timeout", "1", "--interval-ms", "100"]);
-    assert!(again.contains("NoTrial"), "{again}");
+    assert!(again.contains("trial watch: no trial pending"), "{again}");
 }
 
 #[test]
@@ -582,6 +582,69 @@ fn a_trial_not_healthy_in_time_is_given_up_with_its_cause() {
     assert!(log.contains("trial given up by the node agent"), "{log}");
 }
 
+/// `k8r trial-watch` without `--timeout`, as k8r-trial.service runs it, on a root whose
+/// `/proc/uptime` says 100 s; its output once it ended, or `None` if still running after 15 s.
+fn watch_at_100_s(n: &Node) -> Option<String> {
+    n.put("proc/uptime", "100.00 180.00\n");
+    let mut child = n
+        .k8r(&["trial-watch", "--interval-ms", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("k8r");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(text(&child.wait_with_output().expect("output")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        text(&out).contains("commit within 600 s of boot"),
+        "{}",
+        text(&out)
+    );
+    None
+}
+
+#[test]
+fn status_names_the_last_rollback_and_its_cause() {
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    std::fs::write(
+        n.p1.join("k8r/install.log"),
+        "[    3.100000] build b-bad: rollback: build b-bad failed its trial (panic); installing the previous build b-1.31.2\n\
+         [    9.200000] build b-1.31.2: install verified\n",
+    )
+    .expect("log");
+    let status = n.ok(&["status"]);
+    assert!(
+        status.contains("last rollback: build b-bad: rollback: build b-bad failed its trial (panic); installing the previous build b-1.31.2"),
+        "{status}"
+    );
+    assert!(
+        status.contains("install log: [    9.200000] build b-1.31.2: install verified"),
+        "{status}"
+    );
+}
+
+#[test]
+fn the_trial_timeout_is_the_nodes_trial_timeout_setting() {
+    let n = Node::new(
+        "1.31.2",
+        &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\nTRIAL_TIMEOUT=\"1m\"\n"),
+    );
+    n.on_trial("b-1.31.2");
+    let out = watch_at_100_s(&n).expect("given up at once: 100 s is past TRIAL_TIMEOUT=1m");
+    assert!(out.contains("not healthy 60 s after boot"), "{out}");
+    assert_eq!(n.autoboot(), ON_RECOVERY);
+    // Without the setting: the default, 10 minutes, so at 100 s it still waits.
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    n.on_trial("b-1.31.2");
+    assert_eq!(watch_at_100_s(&n), None, "waits within the default");
+}
+
 #[test]
 fn a_healthy_trial_of_another_build_than_the_running_one_is_given_up() {
     let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
@@ -589,7 +652,7 @@ fn a_healthy_trial_of_another_build_than_the_running_one_is_given_up() {
     let containerd = n.containerd();
     let out = n.ok(&["trial-watch", "--timeout", "60", "--interval-ms", "100"]);
     stop(containerd);
-    assert!(out.contains("GaveUp"), "{out}");
+    assert!(out.contains("trial watch: trial failed: "), "{out}");
     assert!(
         n.trial().contains("but build b-1.31.2 is running"),
         "{}",

@@ -64,6 +64,8 @@ pub struct BuildInputs {
     pub root_size: Option<u64>,
     /// containerd's major version.
     pub containerd_major: u32,
+    /// `KERNEL_CMDLINE`: extra tokens for the working `cmdline.txt`.
+    pub kernel_cmdline: Vec<String>,
 }
 
 /// How to build.
@@ -205,7 +207,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     // 4. Working boot partition files.
     let boot_dir = work.join("boot");
     t.step("working boot partition", || {
-        root::working_boot(&base_boot, &boot_dir, &choice)
+        root::working_boot(&base_boot, &boot_dir, &choice, &opts.inputs.kernel_cmdline)
     })?;
 
     // 5. Free space of the root must be zero: the installer writes only the used ranges.

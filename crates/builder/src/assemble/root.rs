@@ -86,6 +86,7 @@ pub(super) fn working_boot(
     base_boot: &Path,
     boot_dir: &Path,
     choice: &BootChoice,
+    kernel_cmdline: &[String],
 ) -> Result<(), AssembleError> {
     crate::image::copy_tree(base_boot, boot_dir)?;
     let edit = |rel: &str, f: &dyn Fn(&str) -> String| -> Result<(), AssembleError> {
@@ -94,7 +95,9 @@ pub(super) fn working_boot(
         std::fs::write(&path, f(&text)).map_err(io_err(&path))?;
         Ok(())
     };
-    edit(&choice.cmdline_file, &bootpart::edit_cmdline)?;
+    edit(&choice.cmdline_file, &|text| {
+        bootpart::edit_cmdline(text, kernel_cmdline)
+    })?;
     edit("config.txt", &bootpart::edit_config)?;
     Ok(())
 }

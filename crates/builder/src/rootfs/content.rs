@@ -112,7 +112,7 @@ ConditionPathExists=/usr/lib/k8r/build-info
 [Service]
 Type=exec
 RemainAfterExit=yes
-ExecStart=/usr/local/bin/k8r trial-watch --timeout 600
+ExecStart=/usr/local/bin/k8r trial-watch
 StandardOutput=journal+console
 StandardError=journal+console
 
@@ -233,6 +233,17 @@ net.bridge.bridge-nf-call-iptables = 1
 net.bridge.bridge-nf-call-ip6tables = 1
 ";
 
+/// systemd keeps the hardware watchdog fed while it runs and stops feeding it when PID 1 hangs,
+/// so a hung node resets (a reset before the trial commit lands in recovery, which rolls
+/// back). 15 s is the longest the Pi's watchdog (`bcm2835_wdt`, 20-bit counter at 64 kHz)
+/// can be set to; a reboot that hangs is cut off after 2 minutes.
+pub const WATCHDOG_CONF: &str = "\
+# k8r: reset the node when systemd stops feeding the hardware watchdog (a hang)
+[Manager]
+RuntimeWatchdogSec=15s
+RebootWatchdogSec=2min
+";
+
 /// The seed's operator scripts, now thin wrappers around the agent.
 const TASKS: &[(&str, &str)] = &[
     ("update_image_partition.sh", "update-image"),
@@ -345,6 +356,12 @@ pub fn stage(
         "/etc/sysctl.d/60-k8s.conf",
         0o644,
         SYSCTL.as_bytes(),
+    )?;
+    file(
+        &mut plan,
+        "/etc/systemd/system.conf.d/60-k8r-watchdog.conf",
+        0o644,
+        WATCHDOG_CONF.as_bytes(),
     )?;
     for dir in [
         "/etc/kubernetes/manifests",

@@ -1,0 +1,177 @@
+//! Trial boot on a running node, in QEMU with real systemd: a good build commits (the agent
+//! flips `autoboot.txt` to the working system, systemd arms the hardware watchdog); a newer
+//! build whose kernel panics at boot (built with `KERNEL_CMDLINE="rdinit=/bin/echo
+//! init=/bin/echo"`: the first process exits, and the builder's default `panic=10` makes the
+//! panic a reset) is staged with `update-image` and installed on trial; the reset lands in
+//! recovery, which rolls back to the previous build; that build commits again, and `k8r
+//! status` names the rollback and its cause. No console input from the panic on. Then
+//! Ubuntu's own kernel A/B (`reboot '0 tryboot'`, `[tryboot] os_prefix=new/`) still works on
+//! the committed node.
+
+use k8r_qemu::Machine;
+use k8r_tests::http::Server;
+use k8r_tests::node::{config, node_card, ok, port, WAIT};
+use k8r_tests::{assemble_card, fat_partition, BASE_2604_SYSTEMD};
+
+const COMMITTED: &str = "committed (autoboot.txt points at this system)";
+
+/// Waits for the working system to be up (the fixture's marker) and for this boot's journal to
+/// hold `k8r: bootstrap done:` and, when `commit` is set, the agent's commit line: on a first
+/// boot the commit comes before `kubeadm init`, on a rollback after the kept control plane is
+/// up, so the console order is not fixed. Returns the commit line.
+fn up(vm: &mut Machine, commit: bool) -> String {
+    vm.expect("K8R-FIXTURE-ROOT:", WAIT)
+        .expect("working system up");
+    let wanted = if commit { COMMITTED } else { "bootstrap done:" };
+    let (status, out) = vm
+        .run_command(
+            &format!(
+                "until journalctl -b -o cat | grep -q 'bootstrap done:' && \
+                 journalctl -b -o cat | grep -q '{wanted}'; do sleep 1; done; \
+                 journalctl -b -o cat | grep -m1 '{wanted}'; systemctl is-system-running --wait"
+            ),
+            WAIT,
+        )
+        .expect("bootstrap and commit");
+    assert_eq!(status, 0, "{out}");
+    out
+}
+
+#[test]
+fn a_build_that_panics_on_trial_is_rolled_back_and_tryboot_still_works() {
+    let good = node_card("trial-rollback", "");
+    let bad = assemble_card(
+        "trial-rollback-bad",
+        BASE_2604_SYSTEMD,
+        "KERNEL_CMDLINE=\"rdinit=/bin/echo init=/bin/echo\"\n",
+    );
+    let (good_id, bad_id) = (&good.report.build_id, &bad.report.build_id);
+    assert_ne!(good_id, bad_id);
+    let www = good.dir.join("www");
+    std::fs::create_dir_all(www.join("bad")).expect("www");
+    for f in ["manifest.toml", "image.img.xz", "boot.tar.xz"] {
+        std::fs::copy(bad.images.join(f), www.join("bad").join(f)).expect("publish");
+    }
+    let server = Server::serve_dir(&www).expect("server");
+    let mut vm = Machine::start(config(
+        "trial-rollback",
+        &good.card,
+        port(&server.url()),
+        "",
+    ))
+    .expect("boot");
+
+    // 1. The first install is a trial too, and a healthy node commits it.
+    vm.expect("K8R-RECOVERY: install verified", WAIT)
+        .expect("installed");
+    let commit = up(&mut vm, true);
+    assert!(
+        commit.contains(&format!("build {good_id} is healthy")),
+        "{commit}"
+    );
+    let status = ok(&mut vm, "k8r status");
+    assert!(
+        status.contains("next boot:   partition 2 (this system)"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("trial:       build {good_id} committed")),
+        "{status}"
+    );
+    assert!(
+        ok(&mut vm, "cat /proc/cmdline").contains(" panic=10 "),
+        "the builder's default"
+    );
+    assert_eq!(
+        ok(&mut vm, "systemctl show -p RuntimeWatchdogUSec --value").trim(),
+        "15s",
+        "systemd feeds the hardware watchdog"
+    );
+
+    // 2. A build that panics at boot: staged, installed on trial, rolled back.
+    let staged = ok(&mut vm, "k8r update-image --url http://10.0.2.100/bad/");
+    assert!(
+        staged.contains(bad_id.as_str()) && staged.contains("staged"),
+        "{staged}"
+    );
+    vm.send("k8r reinstall").expect("reinstall");
+    vm.expect("K8R-RECOVERY: install verified", WAIT)
+        .expect("the bad build installs");
+    vm.expect("Rebooting in 10 seconds", WAIT)
+        .expect("its kernel panics, then resets");
+    let rollback = vm
+        .expect("installing the previous build", WAIT)
+        .expect("recovery rolls back");
+    assert!(
+        rollback.contains(&format!("rollback: build {bad_id} failed its trial")),
+        "{rollback}"
+    );
+    vm.expect("K8R-RECOVERY: install verified", WAIT)
+        .expect("the previous build installs");
+    let commit = up(&mut vm, true);
+    assert!(
+        commit.contains(&format!("build {good_id} is healthy")),
+        "{commit}"
+    );
+    let status = ok(&mut vm, "k8r status");
+    assert!(
+        status.contains(&format!(
+            "trial:       build {good_id} committed (rolled back from {bad_id})"
+        )),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!(
+            "last rollback: build {bad_id}: rollback: build {bad_id} failed its trial"
+        )),
+        "{status}"
+    );
+    assert!(
+        ok(&mut vm, "cat /usr/lib/k8r/build-info").contains(&format!("BUILD_ID={good_id}")),
+        "the previous build runs"
+    );
+
+    // 3. Ubuntu's kernel A/B on the committed node: a kernel in new/ is tried (the
+    // harness's one-shot flag is shown in qemu_reboot_requests).
+    ok(
+        &mut vm,
+        "cd /boot/firmware && mkdir -p new && cp -r current/. new/ && \
+         sed -i 's/$/ k8r.slot=new/' new/cmdline.txt && sync",
+    );
+    vm.send("k8r-reboot-to 0 tryboot").expect("tryboot");
+    up(&mut vm, false);
+    assert!(
+        ok(&mut vm, "cat /proc/cmdline").contains("k8r.slot=new"),
+        "new/ booted"
+    );
+    assert!(
+        ok(&mut vm, "k8r status").contains(&format!("trial:       build {good_id} committed")),
+        "a kernel tryboot is not a k8r trial"
+    );
+    vm.send("poweroff").expect("poweroff");
+    vm.wait_for_poweroff(WAIT).expect("off");
+
+    let boots = vm.boots();
+    let parts: Vec<(u8, u8)> = boots
+        .iter()
+        .map(|b| (b.request.partition, b.choice.partition))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(0, 1), (2, 2), (0, 1), (2, 2), (0, 1), (2, 2), (0, 2)],
+        "install and trial; reinstall, bad trial; panic reset to recovery, rollback trial; \
+         committed: a tryboot goes to the working system"
+    );
+    let tried = &boots[6].choice;
+    assert!(tried.tryboot && tried.os_prefix == "new/", "{tried:?}");
+    let p1 = fat_partition(&good.card, 1).expect("p1");
+    assert_eq!(
+        p1.read("autoboot.txt").expect("autoboot"),
+        b"[all]\ntryboot_a_b=1\nboot_partition=2\n"
+    );
+    let log = String::from_utf8(p1.read("k8r/install.log").expect("log")).expect("utf8");
+    assert!(
+        log.contains(&format!("rollback: build {bad_id} failed its trial")),
+        "{log}"
+    );
+}
