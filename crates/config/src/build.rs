@@ -244,8 +244,8 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
     let k8s_release_url = ctx.optional("K8S_RELEASE_URL", validate::mirror_url);
     let github_url = ctx.optional("GITHUB_URL", validate::mirror_url);
     let github_raw_url = ctx.optional("GITHUB_RAW_URL", validate::mirror_url);
-    let signing_key = ctx.optional("SIGNING_KEY", validate::signing_key);
-    let trusted_keys = ctx.optional("TRUSTED_KEYS", validate::trusted_keys);
+    let signing_key = ctx.optional("SIGNING_KEY", super::signing_keys::signing_key);
+    let trusted_keys = ctx.optional("TRUSTED_KEYS", super::signing_keys::trusted_keys);
     let signing_key = signing_key?.map(|path| ctx.setting_path("SIGNING_KEY", path));
     let trusted_keys: Vec<_> = trusted_keys?
         .unwrap_or_default()

@@ -15,6 +15,7 @@ pub mod node;
 mod password;
 pub mod redact;
 mod render;
+mod signing_keys;
 mod toml_input;
 mod types;
 mod validate;

@@ -49,6 +49,7 @@ impl BuildInputs {
             password_hash: cfg.password_hash.clone(),
             root_size: cfg.root_size.map(|s| s.bytes),
             containerd_major: cfg.components.containerd.major,
+            trusted_keys: k8r_manifest::signature::TrustedKeys::default(),
         })
     }
 }
