@@ -43,6 +43,22 @@ pub enum Command {
     /// node configuration, whether a login password is set. Exits 1 when the image is not a
     /// k8r card (after describing it).
     Inspect(InspectArgs),
+    /// Make a minisign key pair for signing builds: DIR/k8r-signing.key (the secret key, mode
+    /// 0600, no password: builds run unattended, so protect the file instead) and
+    /// DIR/k8r-signing.pub (the public key, for TRUSTED_KEYS and for checking a build by hand
+    /// with `minisign -Vm manifest.toml -p k8r-signing.pub`). Never overwrites a key. Then set
+    /// SIGNING_KEY="DIR/k8r-signing.key" in variables.cfg: `assemble` signs manifest.toml and the
+    /// card refuses builds not signed by a key it trusts.
+    Keygen(KeygenArgs),
+}
+
+/// `keygen` options.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write k8r-signing.key and k8r-signing.pub (created if missing). Keep the
+    /// secret key out of the output directory you publish and out of version control.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
 }
 
 /// `assemble` options.
@@ -97,6 +113,15 @@ pub struct AssembleArgs {
     /// as errors: nothing is built.
     #[arg(long)]
     pub strict: bool,
+    /// Sign manifest.toml with this minisign secret key (overrides SIGNING_KEY): writes
+    /// manifest.toml.minisig beside it and into the card's image store. The secret key never
+    /// goes onto the card.
+    #[arg(long, value_name = "KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// A minisign public key (.pub) the card trusts (overrides TRUSTED_KEYS); more than once
+    /// for several (key rotation). Default: the signing key's own public key.
+    #[arg(long = "trusted-key", value_name = "PUB")]
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 /// `inject` options.
@@ -109,6 +134,12 @@ pub struct InjectArgs {
     /// is reset to the distribution default). IMAGE in it is not used.
     #[arg(long, default_value = "variables.cfg")]
     pub config: PathBuf,
+    /// Replace the keys the card trusts with these minisign public keys (.pub; more than
+    /// once for several; overrides TRUSTED_KEYS in the configuration). Refused unless the
+    /// card's stored build is signed by one of them. Without it and without TRUSTED_KEYS the
+    /// card keeps its keys.
+    #[arg(long = "trusted-key", value_name = "PUB")]
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 /// `flash` options.
@@ -141,8 +172,20 @@ pub struct InspectArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Assemble(args) => run_assemble(&args),
+        Command::Keygen(args) => {
+            let made = crate::signing::keygen(&args.out)?;
+            println!(
+                "key ID {}:\n  {}  (secret: set SIGNING_KEY=\"{}\" in variables.cfg; keep it private)\n  {}  (public: what cards trust, and `minisign -Vm manifest.toml -p {}`)",
+                made.id,
+                made.secret.display(),
+                made.secret.display(),
+                made.public.display(),
+                made.public.display()
+            );
+            Ok(())
+        }
         Command::Inject(args) => {
-            let report = crate::inject::inject(&args.image, &args.config)?;
+            let report = crate::inject::inject_with(&args.image, &args.config, &args.trusted_keys)?;
             print!("{report}");
             Ok(())
         }
@@ -243,7 +286,11 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let inputs = BuildInputs::from_config(&cfg, args.base_image.as_deref())?;
+    let mut inputs = BuildInputs::from_config(&cfg, args.base_image.as_deref())?;
+    let signing = crate::signing::plan(&cfg, args.signing_key.as_deref(), &args.trusted_keys)?;
+    if let Some(s) = &signing {
+        inputs.trusted_keys = s.trusted.clone();
+    }
     if !inputs.base_image.exists() {
         bail!(
             "base image {} does not exist (IMAGE in {}, or --base-image)",
@@ -300,6 +347,7 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
         xz_preset: args.xz_preset,
         epoch,
         threads,
+        signing_key: signing.map(|s| s.key),
     };
     let report = assemble::assemble(&opts)?;
     println!("build {} done:", report.build_id);

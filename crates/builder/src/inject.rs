@@ -24,7 +24,7 @@ use crate::bootpart;
 use crate::config::Purpose;
 use crate::image::card;
 use crate::image::fat::FatImage;
-use crate::inspect::{fat_label, not_a_card, redact, stored_manifest};
+use crate::inspect::{card_trust, fat_label, not_a_card, redact, stored_build};
 use crate::recovery::{default_login_user_data, sets_password, DEFAULT_LOGIN};
 
 mod sums;
@@ -86,11 +86,22 @@ fn keep_image(new: &str, old: &str) -> String {
 /// Applies `config` (and `password_hash` beside it) to the card `image`; returns a report of
 /// what changed.
 pub fn inject(image: &Path, config: &Path) -> Result<String> {
+    inject_with(image, config, &[])
+}
+
+/// [`inject`], and the card's trusted keys replaced by `trusted_keys` (public key files; when
+/// empty, by `TRUSTED_KEYS` of the configuration if it sets it).
+pub fn inject_with(
+    image: &Path,
+    config: &Path,
+    trusted_keys: &[std::path::PathBuf],
+) -> Result<String> {
     let cfg = crate::config::load_and_warn_for(config, Purpose::NodeSettings)
         .map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let parts = find_parts(image)?;
-    let manifest = stored_manifest(&parts.recovery)
+    let stored = stored_build(&parts.recovery)
         .map_err(|e| anyhow::anyhow!("the card's stored build: {e}"))?;
+    let manifest = &stored.manifest;
     if manifest.kubernetes_version != cfg.k8s_version.to_string() {
         bail!(
             "{}: K8S_VERSION {} differs from the card's image (Kubernetes {}); inject changes \
@@ -128,8 +139,71 @@ pub fn inject(image: &Path, config: &Path) -> Result<String> {
         let _ = writeln!(report, "wrote p1 {node_cfg}");
     }
     login(&parts, &cfg.password_hash, config, epoch, &mut report)?;
+    trust(&parts, &stored, &cfg, trusted_keys, epoch, &mut report)?;
     update_sums(image, &mut report);
     Ok(report)
+}
+
+/// Replaces the card's trusted keys (p1 `k8r/trusted-keys`) when keys are given, after
+/// checking that the card's stored build is signed by one of them: a card must never be left
+/// refusing its own build. The list is in force for the stored build (`build=`), so that
+/// build's own list does not replace it when it commits (`k8r_card::trust`).
+fn trust(
+    parts: &CardParts,
+    stored: &crate::inspect::StoredBuild,
+    cfg: &crate::config::BuildConfig,
+    flags: &[std::path::PathBuf],
+    epoch: u64,
+    report: &mut String,
+) -> Result<()> {
+    let (settings, file) = if flags.is_empty() {
+        (cfg.trusted_keys.clone(), cfg.source_file().to_path_buf())
+    } else {
+        (
+            flags
+                .iter()
+                .map(|p| crate::signing::flag_setting("--trusted-key", p))
+                .collect(),
+            std::path::PathBuf::from(crate::signing::COMMAND_LINE),
+        )
+    };
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let keys = crate::signing::read_trusted(&settings, &file)?;
+    let build = &stored.manifest.build_id;
+    if let Err(e) =
+        k8r_manifest::signature::verify(&stored.bytes, stored.signature.as_deref(), &keys)
+    {
+        bail!(
+            "not changing the card's trusted keys to {}: its stored build {build} would then be              refused ({e}); give a list that includes the key the build is signed with, or              assemble a build signed by one of these keys",
+            keys.ids()
+        );
+    }
+    let old = card_trust(&parts.recovery).unwrap_or_default();
+    let new = k8r_card::trust::CardTrust {
+        keys,
+        since_build: Some(build.clone()),
+    };
+    if old == new {
+        let _ = writeln!(report, "trusted keys unchanged: {}", new.keys.ids());
+        return Ok(());
+    }
+    let path = format!(
+        "{}/{}",
+        k8r_card::recovery::K8R_DIR,
+        k8r_card::trust::TRUSTED_KEYS_FILE
+    );
+    parts
+        .recovery
+        .write(&path, new.render().as_bytes(), epoch)?;
+    let _ = writeln!(
+        report,
+        "wrote p1 {path}: the card trusts key ID {} (was: {})",
+        new.keys.ids(),
+        old.keys.ids()
+    );
+    Ok(())
 }
 
 /// Writes the node's `user-data` (p1, and p2 which cloud-init reads) for `password_hash`; with

@@ -10,8 +10,11 @@ use std::path::Path;
 use k8r_boot_config::autoboot::Autoboot;
 pub use k8r_boot_config::volume::{ext4_label, fat_label};
 use k8r_card::layout::{BOOT_LABEL, RECOVERY_LABEL, ROOT_LABEL};
+use k8r_card::recovery::K8R_DIR;
 use k8r_card::recovery::{AUTOBOOT_FILE, NODE_DIR, NODE_USER_DATA, NODE_VARIABLES};
 use k8r_card::store::{Pointer, POINTER_FILE, STORE_DIR};
+use k8r_card::trust::{CardTrust, TRUSTED_KEYS_FILE};
+use k8r_manifest::signature::SIGNATURE_FILE;
 use k8r_manifest::{Manifest, MANIFEST_FILE};
 
 use crate::base::{read_table, BaseError};
@@ -69,6 +72,26 @@ pub fn login_line(p1: Option<&[u8]>, p2: Option<&[u8]>) -> String {
 /// # Errors
 /// The pointer or the manifest is missing or invalid, said plainly.
 pub fn stored_manifest(p1: &FatImage) -> Result<Manifest, String> {
+    stored_build(p1).map(|b| b.manifest)
+}
+
+/// The current stored build of a card: its manifest, the bytes it was read from, and its
+/// signature if it has one.
+#[derive(Debug, Clone)]
+pub struct StoredBuild {
+    /// The validated manifest.
+    pub manifest: Manifest,
+    /// Its bytes (what the signature covers).
+    pub bytes: Vec<u8>,
+    /// `manifest.toml.minisig`, if there is one.
+    pub signature: Option<String>,
+}
+
+/// Reads the current stored build of a card's recovery partition.
+///
+/// # Errors
+/// The pointer or the manifest is missing or invalid, said plainly.
+pub fn stored_build(p1: &FatImage) -> Result<StoredBuild, String> {
     let pointer_path = format!("{STORE_DIR}/{POINTER_FILE}");
     let text = p1
         .read(&pointer_path)
@@ -76,10 +99,56 @@ pub fn stored_manifest(p1: &FatImage) -> Result<Manifest, String> {
     let pointer = Pointer::parse(&String::from_utf8_lossy(&text))
         .map_err(|e| format!("{pointer_path}: {e}"))?;
     let manifest_path = format!("{STORE_DIR}/{}/{MANIFEST_FILE}", pointer.current);
-    let text = p1
+    let bytes = p1
         .read(&manifest_path)
         .map_err(|e| format!("{manifest_path}: {e}"))?;
-    Manifest::parse(&String::from_utf8_lossy(&text)).map_err(|e| format!("{manifest_path}: {e}"))
+    let manifest = Manifest::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| format!("{manifest_path}: {e}"))?;
+    let sig_path = format!("{STORE_DIR}/{}/{SIGNATURE_FILE}", pointer.current);
+    let signed = p1
+        .exists(&sig_path)
+        .map_err(|e| format!("{sig_path}: {e}"))?;
+    let signature = if signed {
+        let b = p1.read(&sig_path).map_err(|e| format!("{sig_path}: {e}"))?;
+        Some(String::from_utf8_lossy(&b).into_owned())
+    } else {
+        None
+    };
+    Ok(StoredBuild {
+        manifest,
+        bytes,
+        signature,
+    })
+}
+
+/// The card's trusted keys file on p1 (`k8r/trusted-keys`); none: the card trusts no key.
+///
+/// # Errors
+/// The file is there but damaged.
+pub fn card_trust(p1: &FatImage) -> Result<CardTrust, String> {
+    let path = format!("{K8R_DIR}/{TRUSTED_KEYS_FILE}");
+    if !p1.exists(&path).map_err(|e| format!("{path}: {e}"))? {
+        return Ok(CardTrust::default());
+    }
+    let bytes = p1.read(&path).map_err(|e| format!("{path}: {e}"))?;
+    CardTrust::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The report line about the stored build's signature and the card's trusted keys.
+pub fn signature_line(p1: &FatImage, build: &StoredBuild) -> String {
+    match card_trust(p1) {
+        Err(e) => {
+            format!("signature: the card's trusted keys are damaged ({e}): it installs nothing")
+        }
+        Ok(trust) => match k8r_manifest::signature::verify(
+            &build.bytes,
+            build.signature.as_deref(),
+            &trust.keys,
+        ) {
+            Ok(v) => format!("signature: {}", v.describe(&trust.keys)),
+            Err(e) => format!("signature: REFUSED by this card: {e}"),
+        },
+    }
 }
 
 /// A human-readable report of `image`.
@@ -145,8 +214,9 @@ pub fn inspect(image: &Path) -> Result<Inspection, BaseError> {
             }
         }
         {
-            match stored_manifest(&p1) {
-                Ok(m) => {
+            match stored_build(&p1) {
+                Ok(b) => {
+                    let m = &b.manifest;
                     let _ = writeln!(
                         out,
                         "stored image: build {} Kubernetes {} {} (base {}), root {} MiB with {} MiB used in {} ranges",
@@ -158,6 +228,7 @@ pub fn inspect(image: &Path) -> Result<Inspection, BaseError> {
                         m.used_bytes() / MIB,
                         m.root.ranges.len()
                     );
+                    let _ = writeln!(out, "{}", signature_line(&p1, &b));
                 }
                 Err(e) => {
                     let _ = writeln!(out, "stored image: none usable ({e})");

@@ -22,4 +22,5 @@ pub mod process;
 pub mod progress;
 pub mod recovery;
 pub mod rootfs;
+pub mod signing;
 pub mod timing;

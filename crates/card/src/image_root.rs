@@ -14,6 +14,9 @@ pub const VARIABLES: &str = "/usr/lib/k8r/variables.cfg";
 pub const BUILD_VARIABLES: &str = "/usr/lib/k8r/build-variables.cfg";
 /// `KEY=value` facts of the build (`BUILD_ID`, `K8S_VERSION`, `BUILD_EPOCH`, …).
 pub const BUILD_INFO: &str = "/usr/lib/k8r/build-info";
+/// The signing keys the build was made with (`TRUSTED_KEYS`), in minisign's `.pub` format:
+/// the node agent makes them the card's when the build commits (`crate::trust`).
+pub const TRUSTED_KEYS: &str = "/usr/lib/k8r/trusted-keys";
 /// The worker join command a master writes (mode 0600), the seed's path.
 pub const JOIN_STRING: &str = "/usr/lib/k8r/join_string";
 /// The CNI manifests the image carries.
@@ -83,10 +86,17 @@ mod tests {
             BUILD_INFO,
             JOIN_STRING,
             CNI_DIR,
+            TRUSTED_KEYS,
         ] {
             assert!(p.starts_with('/'), "{p}");
         }
-        for p in [VARIABLES, BUILD_VARIABLES, BUILD_INFO, JOIN_STRING] {
+        for p in [
+            VARIABLES,
+            BUILD_VARIABLES,
+            BUILD_INFO,
+            JOIN_STRING,
+            TRUSTED_KEYS,
+        ] {
             assert!(p.starts_with(K8R_LIB), "{p}");
         }
     }

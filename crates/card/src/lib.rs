@@ -29,5 +29,6 @@ pub mod stream;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod trial;
+pub mod trust;
 
 pub use layout::{Fs, Part};

@@ -11,6 +11,7 @@
 //! k8r/install-state         the install attempt record (crate::install_state)
 //! k8r/install.log           the bounded install log (crate::install_log)
 //! k8r/trial                 the trial record of the last install (crate::trial)
+//! k8r/trusted-keys          the signing keys this card trusts (crate::trust)
 //! ```
 //!
 //! Every write here is a careful replace: a power cut leaves the old file or the new one.
@@ -24,8 +25,10 @@ use crate::install_log;
 use crate::install_state::InstallState;
 use crate::layout::Part;
 use crate::replace::{careful_replace, ReplaceError};
-use crate::store::Store;
+use crate::store::{Build, Store, StoreError};
 use crate::trial::Trial;
+use crate::trust::{self, CardTrust, TrustError};
+use k8r_manifest::signature::Verdict;
 
 /// The firmware's partition switch, at the top of the recovery partition.
 pub const AUTOBOOT_FILE: &str = "autoboot.txt";
@@ -161,6 +164,43 @@ impl Recovery {
     pub fn commit_trial(&self, trial: &Trial) -> Result<(), ReplaceError> {
         self.set_next_boot(Part::Boot)?;
         self.write_trial(&trial.committed())
+    }
+
+    /// The trusted keys file's path.
+    pub fn trust_path(&self) -> PathBuf {
+        self.k8r_dir().join(trust::TRUSTED_KEYS_FILE)
+    }
+
+    /// The signing keys this card trusts (none when the file is missing).
+    ///
+    /// # Errors
+    /// The file exists but is damaged: nothing may then be installed or staged.
+    pub fn trust(&self) -> Result<CardTrust, TrustError> {
+        trust::read_trust(self.trust_path())
+    }
+
+    /// Writes the trusted keys by the careful replace.
+    ///
+    /// # Errors
+    /// The careful replace failed.
+    pub fn write_trust(&self, trust: &CardTrust) -> Result<(), ReplaceError> {
+        self.ensure_k8r_dir()?;
+        careful_replace(
+            &self.k8r_dir(),
+            trust::TRUSTED_KEYS_FILE,
+            trust.render().as_bytes(),
+        )
+    }
+
+    /// Checks `build`'s signature against this card's trusted keys: what the installer does
+    /// before it writes the working partitions.
+    ///
+    /// # Errors
+    /// The keys cannot be read, or the signature does not satisfy them.
+    pub fn check_signature(&self, build: &Build) -> Result<(Verdict, CardTrust), StoreError> {
+        let trust = self.trust()?;
+        let verdict = build.check_signature(&trust.keys)?;
+        Ok((verdict, trust))
     }
 
     /// The install log's text (empty when there is none).

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use k8r_manifest::signature::{self, SignatureError, TrustedKeys, Verdict, SIGNATURE_FILE};
 use k8r_manifest::{Manifest, ManifestError, MANIFEST_FILE};
 
 use crate::digest::{sha256_file, HashingReader, NullDevice};
@@ -119,6 +120,18 @@ pub enum StoreError {
     /// Replacing the pointer failed.
     #[error(transparent)]
     Replace(#[from] ReplaceError),
+    /// The build's signature does not satisfy the card's trusted keys.
+    #[error("build {build}: {source}")]
+    Signature {
+        /// The build id.
+        build: String,
+        /// Why it was refused.
+        #[source]
+        source: SignatureError,
+    },
+    /// The card's trusted key list cannot be read: nothing may be installed or staged.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -400,13 +413,17 @@ impl VerifyOptions {
     }
 }
 
-/// One stored build: its directory and validated manifest.
+/// One stored build: its directory, validated manifest, and its signature if it has one.
 #[derive(Debug, Clone)]
 pub struct Build {
     /// `k8r/images/<build id>`.
     pub dir: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
+    /// The manifest's bytes as read: the signature covers exactly these.
+    pub manifest_bytes: Vec<u8>,
+    /// `manifest.toml.minisig`'s text, when the build has one.
+    pub signature: Option<String>,
 }
 
 impl Build {
@@ -416,11 +433,18 @@ impl Build {
     /// The manifest is missing, invalid, or for another build.
     pub fn open(dir: &Path) -> Result<Build, StoreError> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        let manifest = Manifest::parse(&text).map_err(|source| StoreError::Manifest {
+        let manifest_bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let text = std::str::from_utf8(&manifest_bytes).map_err(|_| {
+            io_err(&path)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not UTF-8 text (the file is torn or not a manifest)",
+            ))
+        })?;
+        let manifest = Manifest::parse(text).map_err(|source| StoreError::Manifest {
             path: path.clone(),
             source,
         })?;
+        let signature = read_signature(&dir.join(SIGNATURE_FILE))?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -435,7 +459,24 @@ impl Build {
         Ok(Build {
             dir: dir.to_path_buf(),
             manifest,
+            manifest_bytes,
+            signature,
         })
+    }
+
+    /// Checks the build's signature against the card's `trusted` keys
+    /// ([`signature::verify`]): refused unless it is signed by one of them, when there are
+    /// any.
+    ///
+    /// # Errors
+    /// [`StoreError::Signature`] naming the build, the keys and the fix.
+    pub fn check_signature(&self, trusted: &TrustedKeys) -> Result<Verdict, StoreError> {
+        signature::verify(&self.manifest_bytes, self.signature.as_deref(), trusted).map_err(
+            |source| StoreError::Signature {
+                build: self.manifest.build_id.clone(),
+                source,
+            },
+        )
     }
 
     /// The path of one of the build's files.
@@ -546,6 +587,27 @@ impl Build {
         }
         self.check_boot()
     }
+}
+
+/// A build's signature file, if there is one (bounded: a signature is a few hundred bytes).
+fn read_signature(path: &Path) -> Result<Option<String>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    if bytes.len() > signature::SIGNATURE_MAX {
+        return Err(io_err(path)(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} bytes, more than a signature ever holds ({})",
+                bytes.len(),
+                signature::SIGNATURE_MAX
+            ),
+        )));
+    }
+    // Not UTF-8: kept as text all the same, so the check refuses it with its reason.
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Checks a file's size, then its SHA-256.

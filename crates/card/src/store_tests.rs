@@ -164,3 +164,58 @@ fn damage_is_found_and_named() {
     assert!(matches!(err, StoreError::Digest { .. }), "{err:?}");
     assert!(err.to_string().contains("boot.tar.xz"), "{err}");
 }
+
+#[test]
+fn a_stored_build_is_checked_against_the_cards_keys() {
+    use crate::testkit::{keypair, sign_build, trusted};
+    use k8r_manifest::signature::TrustedKeys;
+    let (_dir, store) = store_with(&["b1"]);
+    let (mine, theirs) = (keypair(), keypair());
+    let open = || store.build("b1").expect("open");
+    // Unsigned: fine for a card without keys, refused by one with keys.
+    assert_eq!(
+        open()
+            .check_signature(&TrustedKeys::default())
+            .expect("no keys"),
+        Verdict::Unsigned
+    );
+    let err = open()
+        .check_signature(&trusted(&[&mine]))
+        .expect_err("unsigned");
+    assert!(
+        err.to_string()
+            .starts_with("build b1: manifest.toml is not signed"),
+        "{err}"
+    );
+    // Signed by the card's key, then by another one.
+    sign_build(&store.build_dir("b1").expect("dir"), &mine);
+    assert!(matches!(
+        open().check_signature(&trusted(&[&mine])),
+        Ok(Verdict::Signed { .. })
+    ));
+    sign_build(&store.build_dir("b1").expect("dir"), &theirs);
+    let err = open()
+        .check_signature(&trusted(&[&mine]))
+        .expect_err("other key");
+    assert!(matches!(
+        err,
+        StoreError::Signature {
+            source: SignatureError::UntrustedKey { .. },
+            ..
+        }
+    ));
+    // The signature covers the stored bytes exactly: a re-rendered but changed manifest fails.
+    let path = store.build_dir("b1").expect("dir").join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("testkit.img", "testkit2.img")).expect("write");
+    let err = open()
+        .check_signature(&trusted(&[&theirs]))
+        .expect_err("changed");
+    assert!(matches!(
+        err,
+        StoreError::Signature {
+            source: SignatureError::Invalid { .. },
+            ..
+        }
+    ));
+}

@@ -188,3 +188,35 @@ pub fn write_build(dir: &Path, spec: &BuildSpec) -> Manifest {
     std::fs::write(dir.join(MANIFEST_FILE), m.render()).expect("manifest");
     m
 }
+
+/// A new passwordless minisign key pair.
+pub fn keypair() -> minisign::KeyPair {
+    minisign::KeyPair::generate_unencrypted_keypair().expect("keypair")
+}
+
+/// `pair`'s public key as a trusted key.
+pub fn trusted_key(pair: &minisign::KeyPair) -> k8r_manifest::signature::TrustedKey {
+    k8r_manifest::signature::TrustedKey::from_base64(&pair.pk.to_base64()).expect("public key")
+}
+
+/// A trusted key list of `pairs`.
+pub fn trusted(pairs: &[&minisign::KeyPair]) -> k8r_manifest::signature::TrustedKeys {
+    k8r_manifest::signature::TrustedKeys::new(pairs.iter().map(|p| trusted_key(p))).expect("keys")
+}
+
+/// A minisign signature of `data` by `pair`, as `manifest.toml.minisig` holds it.
+pub fn sign(pair: &minisign::KeyPair, data: &[u8]) -> String {
+    minisign::sign(Some(&pair.pk), &pair.sk, data, Some("testkit"), None)
+        .expect("sign")
+        .into_string()
+}
+
+/// Signs the manifest in `dir` with `pair` (writes `manifest.toml.minisig` beside it).
+pub fn sign_build(dir: &Path, pair: &minisign::KeyPair) {
+    let manifest = std::fs::read(dir.join(MANIFEST_FILE)).expect("manifest");
+    std::fs::write(
+        dir.join(k8r_manifest::signature::SIGNATURE_FILE),
+        sign(pair, &manifest),
+    )
+    .expect("signature");
+}

@@ -108,6 +108,14 @@ impl Ctx<'_> {
         }
     }
 
+    fn setting_path(&self, name: &'static str, path: PathBuf) -> super::SettingPath {
+        super::SettingPath {
+            path,
+            key: self.spelled(name),
+            line: self.values.get(name).map(|a| a.line),
+        }
+    }
+
     fn warn(&mut self, line: Option<usize>, key: Option<String>, message: String) {
         self.warnings.push(ConfigWarning {
             file: self.file.to_path_buf(),
@@ -238,6 +246,14 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
     let k8s_release_url = ctx.optional("K8S_RELEASE_URL", validate::mirror_url);
     let github_url = ctx.optional("GITHUB_URL", validate::mirror_url);
     let github_raw_url = ctx.optional("GITHUB_RAW_URL", validate::mirror_url);
+    let signing_key = ctx.optional("SIGNING_KEY", super::signing_keys::signing_key);
+    let trusted_keys = ctx.optional("TRUSTED_KEYS", super::signing_keys::trusted_keys);
+    let signing_key = signing_key?.map(|path| ctx.setting_path("SIGNING_KEY", path));
+    let trusted_keys: Vec<_> = trusted_keys?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| ctx.setting_path("TRUSTED_KEYS", path))
+        .collect();
 
     let (containerd, runc, cni_plugins, crictl) = (containerd?, runc?, cni_plugins?, crictl?);
     let (cni, cni_defaulted) = match cni_kind?.unwrap_or(CniKind::Calico) {
@@ -336,6 +352,8 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
                 .unwrap_or_else(|| keys::DEFAULT_GITHUB_RAW_URL.to_string()),
         },
         password_hash: None,
+        signing_key,
+        trusted_keys,
         warnings: Vec::new(),
         source: PathBuf::new(),
     })

@@ -246,6 +246,24 @@ pub const KEYS: &[KeyDoc] = &[
         example: "http://mirror.lan/github-raw",
         doc: "Where files from GitHub repositories (calico manifests) are downloaded from.",
     },
+    KeyDoc {
+        name: "SIGNING_KEY",
+        required: false,
+        default: "none: the build is not signed",
+        example: "k8r-signing.key",
+        doc: "The minisign secret key (made by `k8r-builder keygen`) that signs manifest.toml \
+              into manifest.toml.minisig. A relative path is relative to the directory of this \
+              configuration file. It never goes onto the card: only its public key does.",
+    },
+    KeyDoc {
+        name: "TRUSTED_KEYS",
+        required: false,
+        default: "the public key of SIGNING_KEY",
+        example: "k8r-signing.pub next-signing.pub",
+        doc: "The minisign public keys (.pub files, separated by spaces) the card trusts: it \
+              installs and stages only builds signed by one of them. Several keys rotate a key: \
+              list the old and the new one, and sign the following builds with the new one.",
+    },
 ];
 
 /// The documentation of a known key (upper-case name).

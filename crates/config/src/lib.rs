@@ -15,6 +15,7 @@ pub mod node;
 mod password;
 pub mod redact;
 mod render;
+mod signing_keys;
 mod toml_input;
 mod types;
 mod validate;
@@ -30,8 +31,8 @@ pub use keys::{KeyDoc, KEYS};
 pub use node::RawSettings;
 pub use password::parse_password_hash;
 pub use types::{
-    Arch, Cni, Components, Defaulted, Endpoint, ImageUrl, JoinString, Mirrors, Size, UrlForm,
-    Version,
+    Arch, Cni, Components, Defaulted, Endpoint, ImageUrl, JoinString, Mirrors, SettingPath, Size,
+    UrlForm, Version,
 };
 
 /// Name of the optional password file, looked up beside the configuration file.
@@ -75,6 +76,10 @@ pub struct BuildConfig {
     pub mirrors: Mirrors,
     /// The `password_hash` file's hash (set by [`load`]).
     pub password_hash: Option<String>,
+    /// `SIGNING_KEY`: the minisign secret key that signs the manifest.
+    pub signing_key: Option<SettingPath>,
+    /// `TRUSTED_KEYS`: the public key files the card trusts (empty: not set).
+    pub trusted_keys: Vec<SettingPath>,
     warnings: Vec<ConfigWarning>,
     /// The file the settings were read from (for messages; not compared).
     source: PathBuf,
@@ -101,6 +106,8 @@ impl PartialEq for BuildConfig {
             components,
             mirrors,
             password_hash,
+            signing_key,
+            trusted_keys,
             warnings: _,
             source: _,
         } = self;
@@ -121,6 +128,8 @@ impl PartialEq for BuildConfig {
             && *components == other.components
             && *mirrors == other.mirrors
             && *password_hash == other.password_hash
+            && *signing_key == other.signing_key
+            && *trusted_keys == other.trusted_keys
     }
 }
 
@@ -173,6 +182,10 @@ pub enum Purpose {
 
 /// Keys that hold a node's secrets and never go into the shared upgrade artefacts.
 pub const NODE_SECRET_KEYS: &[&str] = &["KUBEADM_JOIN_STRING"];
+
+/// Keys that name files on the build machine: used by `assemble` and `inject`, never written
+/// to the card (rendered empty, with a comment).
+pub const BUILD_INPUT_KEYS: &[&str] = &["SIGNING_KEY", "TRUSTED_KEYS"];
 
 /// Loads and validates a configuration, logging its warnings (unknown keys, …).
 ///
@@ -288,6 +301,15 @@ pub fn load_for(config_path: &Path, purpose: Purpose) -> Result<BuildConfig, Con
     config.password_hash = password_hash;
     if config.image.is_relative() && !config.image.as_os_str().is_empty() {
         config.image = dir.join(&config.image);
+    }
+    for setting in config
+        .signing_key
+        .iter_mut()
+        .chain(&mut config.trusted_keys)
+    {
+        if setting.path.is_relative() {
+            setting.path = dir.join(&setting.path);
+        }
     }
     Ok(config)
 }

@@ -68,6 +68,7 @@ pub(crate) fn value_of(config: &BuildConfig, name: &str) -> Option<String> {
         "K8S_RELEASE_URL" => m.k8s_release_url.clone(),
         "GITHUB_URL" => m.github_url.clone(),
         "GITHUB_RAW_URL" => m.github_raw_url.clone(),
+        "SIGNING_KEY" | "TRUSTED_KEYS" => String::new(),
         _ => return None,
     })
 }
@@ -80,6 +81,14 @@ pub(crate) fn render(config: &BuildConfig, withheld: &[&str]) -> String {
          # Every key is listed; an empty value means \"not set\". See variables.cfg.example.\n",
     );
     for key in KEYS {
+        if super::BUILD_INPUT_KEYS.contains(&key.name) {
+            let _ = writeln!(
+                out,
+                "# {} names a file on the build machine: it is not kept on the card.\n{}=\"\"",
+                key.name, key.name
+            );
+            continue;
+        }
         if withheld.contains(&key.name) {
             let _ = writeln!(
                 out,

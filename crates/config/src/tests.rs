@@ -789,3 +789,62 @@ fn bash_agrees_with_the_parser() {
         );
     }
 }
+
+#[test]
+fn signing_keys_are_build_inputs_with_their_lines_and_never_rendered() {
+    let c = cfg(&format!(
+        "{MINIMAL}SIGNING_KEY=\"keys/ci.key\"\nTRUSTED_KEYS=\"keys/ci.pub  keys/next.pub\"\n"
+    ))
+    .unwrap();
+    let sk = c.signing_key.clone().unwrap();
+    assert_eq!(
+        (sk.path, sk.key.as_str(), sk.line),
+        (PathBuf::from("keys/ci.key"), "SIGNING_KEY", Some(3))
+    );
+    let trusted: Vec<(PathBuf, Option<usize>)> = c
+        .trusted_keys
+        .iter()
+        .map(|t| (t.path.clone(), t.line))
+        .collect();
+    assert_eq!(
+        trusted,
+        vec![
+            (PathBuf::from("keys/ci.pub"), Some(4)),
+            (PathBuf::from("keys/next.pub"), Some(4))
+        ]
+    );
+    for rendered in [c.render_cfg(), c.render_image_cfg()] {
+        assert!(!rendered.contains("keys/"), "{rendered}");
+        assert!(rendered.contains("SIGNING_KEY=\"\"\n"), "{rendered}");
+    }
+}
+
+#[test]
+fn a_public_key_as_signing_key_and_a_secret_key_as_trusted_key_are_refused() {
+    assert_eq!(
+        errors_with("SIGNING_KEY=\"ci.pub\"\n"),
+        "variables.cfg:3: SIGNING_KEY=\"ci.pub\": expected the secret key (the .key file), not a \
+         public key: the public key goes into TRUSTED_KEYS; hint: write SIGNING_KEY=\"ci.key\""
+    );
+    let got = errors_with("TRUSTED_KEYS=\"a.pub ci.key\"\n");
+    assert!(
+        got.starts_with(
+            "variables.cfg:3: TRUSTED_KEYS=\"a.pub ci.key\": expected public key files"
+        ) && got.ends_with("hint: write TRUSTED_KEYS=\"a.pub ci.pub\""),
+        "{got}"
+    );
+}
+
+#[test]
+fn load_resolves_key_paths_against_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("variables.cfg");
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}SIGNING_KEY=\"ci.key\"\nTRUSTED_KEYS=\"/abs/ci.pub\"\n"),
+    )
+    .unwrap();
+    let c = load(&path).unwrap();
+    assert_eq!(c.signing_key.unwrap().path, dir.path().join("ci.key"));
+    assert_eq!(c.trusted_keys[0].path, PathBuf::from("/abs/ci.pub"));
+}

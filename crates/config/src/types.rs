@@ -256,3 +256,15 @@ pub struct Defaulted {
     /// `CALICO_VERSION` or `FLANNEL_VERSION`, whichever `CNI_TYPE` uses.
     pub cni: bool,
 }
+
+/// A file named by a setting (`SIGNING_KEY`, `TRUSTED_KEYS`), with where it was set: what the
+/// builder needs to say `file:line: KEY=...: ...` about the file's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingPath {
+    /// The file (relative paths resolved against the configuration's directory by `load`).
+    pub path: std::path::PathBuf,
+    /// The key as written in the configuration.
+    pub key: String,
+    /// The line of the setting.
+    pub line: Option<usize>,
+}

@@ -257,6 +257,7 @@ fn install_and_reboot(
     append_log(&r.recovery, &build, "install started");
     failpoints.hit(Point::AfterBegin, say);
     let steps = || -> Result<()> {
+        install::check_signature(&job, say)?;
         install::check_compressed(&job)?;
         say(&format!("{MARKER}: writing the root partition"));
         install::write_root(&job, say)?;
@@ -384,6 +385,11 @@ fn act(
         Action::Verify => {
             let r = need()?;
             say(&format!("{MARKER}: verifying the stored image"));
+            let (verdict, trust) = r.recovery.check_signature(&r.build)?;
+            say(&format!(
+                "k8r: signature: {}",
+                verdict.describe(&trust.keys)
+            ));
             let opts = k8r_card::store::VerifyOptions::for_this_machine();
             r.build.verify(opts, &mut |_: stream::Progress| {
                 if let Some(w) = watchdog {
@@ -574,5 +580,54 @@ mod tests {
             .recovery
             .install_log()
             .contains("build b1 committed by hand"));
+    }
+
+    #[test]
+    fn a_card_with_keys_installs_nothing_unsigned_or_signed_by_another_key() {
+        use k8r_card::testkit::{keypair, sign_build, trusted};
+        use k8r_card::trust::CardTrust;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = ready(dir.path());
+        let (mine, theirs) = (keypair(), keypair());
+        r.recovery
+            .write_trust(&CardTrust {
+                keys: trusted(&[&mine]),
+                since_build: None,
+            })
+            .expect("trust");
+        let build_dir = r.recovery.store().build_dir("b1").expect("dir");
+        let attempt = |r: &Ready| {
+            let trial = Trial::new("b1", TrialKind::New);
+            let paths = Paths::default();
+            match install_and_reboot(r, &trial, &paths, &Failpoints::default(), None, &|_| {}) {
+                Err(e) => e.to_string(),
+                Ok(()) => unreachable!("install_and_reboot returns only on failure"),
+            }
+        };
+        // Unsigned: refused by the signature check, before the root (this card has no
+        // partitions, so any later step would fail with another cause).
+        let cause = attempt(&r);
+        assert!(
+            cause.contains("build b1: manifest.toml is not signed"),
+            "{cause}"
+        );
+        sign_build(&build_dir, &theirs);
+        r.build = r.recovery.store().current().expect("b1");
+        let cause = attempt(&r);
+        assert!(
+            cause.contains(&format!("signed by key ID {}", trusted(&[&theirs]).ids())),
+            "{cause}"
+        );
+        let (state, _) = r.recovery.install_state();
+        assert!(!state.last_install_verified());
+        assert!(r.recovery.install_log().contains("failed: build b1:"));
+        // Signed by the card's key: past the signature, the next step is reached.
+        sign_build(&build_dir, &mine);
+        r.build = r.recovery.store().current().expect("b1");
+        let cause = attempt(&r);
+        assert!(
+            !cause.contains("signed") && !cause.contains("signature"),
+            "{cause}"
+        );
     }
 }

@@ -53,6 +53,19 @@ impl Job<'_> {
     }
 }
 
+/// Checks the stored build's signature against the card's trusted keys (`k8r_card::trust`)
+/// before anything is written: a card that trusts a key installs only a build whose manifest
+/// is signed by one of them (the manifest then vouches for every artefact's digest, which the
+/// steps after this check); a card without keys installs as before, and says so.
+pub(crate) fn check_signature(job: &Job<'_>, say: Say<'_>) -> Result<()> {
+    let (verdict, trust) = job.recovery.check_signature(job.build)?;
+    say(&format!(
+        "k8r: signature: {}",
+        verdict.describe(&trust.keys)
+    ));
+    Ok(())
+}
+
 /// Checks the compressed `image.img.xz` against the manifest (one read, one hash) before the
 /// first byte goes to the card, so a damaged store never touches the working root. The
 /// decode that follows does not hash the compressed bytes again: the range digests, the zero

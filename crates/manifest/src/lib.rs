@@ -39,6 +39,7 @@
 //!
 //! This crate does no I/O: [`Manifest::parse`] takes the text, [`Manifest::render`] returns it.
 
+pub mod signature;
 pub mod time;
 
 use std::fmt::Write as _;

@@ -101,6 +101,14 @@ pub fn report(host: &Host, p1: Option<&P1>, s: Option<&Settings>, node_name: &st
                 if let Ok(b) = store.current() {
                     let _ = writeln!(
                         out,
+                        "signature:   {}",
+                        match p1.recovery().check_signature(&b) {
+                            Ok((verdict, trust)) => verdict.describe(&trust.keys),
+                            Err(e) => format!("REFUSED: {e}"),
+                        }
+                    );
+                    let _ = writeln!(
+                        out,
                         "             current holds Kubernetes {}{}",
                         b.manifest.kubernetes_version,
                         if Some(&b.manifest.build_id) != state.last_build.as_ref() {

@@ -16,8 +16,10 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use k8r_card::image_root;
 use k8r_card::install_log::format_entry;
-use k8r_card::trial::{on_agent_check, AgentAction, Health, Trial};
+use k8r_card::trial::{on_agent_check, AgentAction, Health, Phase, Trial};
+use k8r_manifest::signature::TrustedKeys;
 
 use crate::build_info::BuildInfo;
 use crate::card::{RecoverySource, P1};
@@ -129,7 +131,16 @@ pub fn step(
     let running = BuildInfo::load(host)?.build_id;
     let h = health(host);
     match on_agent_check(trial.as_ref(), next_boot, &running, &h, elapsed, timeout) {
-        AgentAction::Nothing => Ok(Outcome::NoTrial),
+        AgentAction::Nothing => {
+            // A commit cut short before the build's keys were taken in is finished here.
+            if trial
+                .as_ref()
+                .is_some_and(|t| t.build == running && t.phase == Phase::Committed)
+            {
+                adopt_build_keys(host, recovery, &running);
+            }
+            Ok(Outcome::NoTrial)
+        }
         AgentAction::Wait { missing } => Ok(Outcome::Waiting(missing)),
         AgentAction::Tidy => {
             let t = pending(trial)?;
@@ -137,6 +148,8 @@ pub fn step(
             p1.recovery()
                 .write_trial(&t.committed())
                 .context("recording the commit on the recovery partition")?;
+            drop(p1);
+            adopt_build_keys(host, recovery, &t.build);
             Ok(Outcome::Committed(t.build))
         }
         AgentAction::Commit => {
@@ -154,6 +167,8 @@ pub fn step(
                 "build {} is healthy: committed (autoboot.txt points at this system)",
                 t.build
             );
+            drop(p1);
+            adopt_build_keys(host, recovery, &t.build);
             Ok(Outcome::Committed(t.build))
         }
         AgentAction::GiveUp { cause } => {
@@ -185,6 +200,47 @@ impl std::fmt::Display for Outcome {
             Outcome::GaveUp(cause) => write!(f, "trial failed: {cause}"),
         }
     }
+}
+
+/// After `build` committed: its own trusted key list (the root's copy, `TRUSTED_KEYS` at
+/// build time) becomes the card's, the rule of `k8r_card::trust::CardTrust::after_commit`.
+/// Failures are logged, not fatal: the commit stands, and the next boot tries again.
+fn adopt_build_keys(host: &Host, recovery: &RecoverySource, build: &str) {
+    if let Err(e) = try_adopt_build_keys(host, recovery, build) {
+        log::error!("taking in build {build}'s trusted keys: {e:#} (tried again at the next boot)");
+    }
+}
+
+fn try_adopt_build_keys(host: &Host, recovery: &RecoverySource, build: &str) -> Result<()> {
+    let Some(text) = host.read_text_opt(image_root::TRUSTED_KEYS)? else {
+        return Ok(());
+    };
+    let keys =
+        TrustedKeys::parse(&text).map_err(|e| anyhow!("{}: {e}", image_root::TRUSTED_KEYS))?;
+    let next = {
+        let p1 = P1::open(host, recovery, false)?;
+        p1.recovery().trust()?.after_commit(build, &keys)
+    };
+    let Some(next) = next else {
+        return Ok(());
+    };
+    let p1 = P1::open(host, recovery, true)?;
+    p1.recovery()
+        .write_trust(&next)
+        .context("writing the card's trusted keys")?;
+    let _ = p1.recovery().append_install_log(&format_entry(
+        uptime(host).as_secs_f64(),
+        build,
+        &format!(
+            "this card now trusts key ID {} (the build's TRUSTED_KEYS)",
+            next.keys.ids()
+        ),
+    ));
+    log::info!(
+        "build {build} committed: this card now trusts key ID {} for the next update",
+        next.keys.ids()
+    );
+    Ok(())
 }
 
 fn pending(trial: Option<Trial>) -> Result<Trial> {

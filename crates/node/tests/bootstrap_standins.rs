@@ -693,3 +693,49 @@ fn a_master_upgrading_commits_its_trial_before_kubeadm_upgrade_apply() {
     assert_eq!(n.autoboot(), ON_WORKING);
     assert!(n.trial().contains("phase=committed"));
 }
+
+#[test]
+fn a_commit_takes_in_the_builds_trusted_keys_for_the_next_update() {
+    use k8r_card::recovery::Recovery;
+    use k8r_card::testkit::{keypair, trusted};
+    use k8r_card::trust::CardTrust;
+    let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+    with_stored_build(&n);
+    let (old, new) = (keypair(), keypair());
+    let recovery = Recovery::new(&n.p1);
+    // The card trusts the old key (the build before this one brought it); this build was made
+    // with TRUSTED_KEYS = old and new.
+    recovery
+        .write_trust(&CardTrust {
+            keys: trusted(&[&old]),
+            since_build: Some("b-before".into()),
+        })
+        .expect("trust");
+    n.put("usr/lib/k8r/trusted-keys", &trusted(&[&old, &new]).render());
+    let status = n.ok(&["status"]);
+    assert!(
+        status.contains("signature:   REFUSED: build b1: manifest.toml is not signed"),
+        "the stored build is unsigned and the card has a key: {status}"
+    );
+    n.on_trial("b-1.31.2");
+    // Not committed yet: the old list is in force.
+    assert_eq!(recovery.trust().expect("trust").keys, trusted(&[&old]));
+    let containerd = n.containerd();
+    let out = n.ok(&["trial-watch", "--timeout", "60", "--interval-ms", "100"]);
+    stop(containerd);
+    assert!(out.contains("committed"), "{out}");
+    let now = recovery.trust().expect("trust");
+    assert_eq!(now.keys, trusted(&[&old, &new]));
+    assert_eq!(now.since_build.as_deref(), Some("b-1.31.2"));
+    let log = recovery.install_log();
+    assert!(log.contains("this card now trusts key ID"), "{log}");
+    // A list written for this build afterwards (inject) is not replaced at the next boot.
+    recovery
+        .write_trust(&CardTrust {
+            keys: trusted(&[&new]),
+            since_build: Some("b-1.31.2".into()),
+        })
+        .expect("inject");
+    n.ok(&["trial-watch", "--timeout", "1", "--interval-ms", "100"]);
+    assert_eq!(recovery.trust().expect("trust").keys, trusted(&[&new]));
+}

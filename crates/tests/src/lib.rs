@@ -220,7 +220,12 @@ pub fn build_with(
     out: &Path,
 ) -> anyhow::Result<k8r_builder::assemble::Report> {
     let cfg = k8r_builder::config::load_and_warn(config)?;
-    let inputs = k8r_builder::assemble::BuildInputs::from_config(&cfg, None)?;
+    let mut inputs = k8r_builder::assemble::BuildInputs::from_config(&cfg, None)?;
+    // SIGNING_KEY and TRUSTED_KEYS in the configuration, as `assemble` reads them.
+    let signing = k8r_builder::signing::plan(&cfg, None, &[])?;
+    if let Some(s) = &signing {
+        inputs.trusted_keys = s.trusted.clone();
+    }
     let fetcher = k8r_builder::fetch::Fetcher::new(dir.join("cache"));
     let opts = k8r_builder::assemble::AssembleOptions {
         inputs,
@@ -236,6 +241,7 @@ pub fn build_with(
         xz_preset: 0,
         epoch: TEST_EPOCH,
         threads: 2,
+        signing_key: signing.map(|s| s.key),
     };
     Ok(k8r_builder::assemble::assemble(&opts)?)
 }

@@ -165,6 +165,10 @@ fn removing_password_hash_resets_the_login() {
     };
     let fresh = inspect(&dir);
     assert!(fresh.contains("login password: not set"), "{fresh}");
+    assert!(
+        fresh.contains("signature: unsigned (this card trusts no signing key)"),
+        "{fresh}"
+    );
 
     let cfg = config(&dir, None, "");
     std::fs::write(dir.join("password_hash"), format!("{HASH}\n")).expect("hash");

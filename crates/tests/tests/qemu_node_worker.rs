@@ -3,17 +3,51 @@
 //! partition) installs, and `kubeadm join` runs with that command and the node's name; a stale
 //! Ready Node of the same name (the stand-in's `stale-node` knob, as after a fast reinstall)
 //! makes the agent wait and retry instead of failing.
+//!
+//! The card is signed (`SIGNING_KEY`): the signed build installs; the same build's manifest
+//! signed by another key, and unsigned, is refused by `update-image` (nothing fetched beyond
+//! the manifest and its signature) and, put into the card's store, by the installer, with the
+//! current build intact (the store's pointer, p3 by digest, `autoboot.txt` on recovery).
 
+use std::path::Path;
+
+use k8r_builder::signing::{flag_setting, keygen, SigningKey, COMMAND_LINE};
 use k8r_qemu::Machine;
 use k8r_tests::http::Server;
 use k8r_tests::node::{config, node_card, ok, port, wait_bootstrap, WAIT};
-use k8r_tests::{fixture, mirror_server, test_config, BASE_2604_SYSTEMD};
+use k8r_tests::{
+    fat_partition, fixture, mirror_server, scratch, stored, test_config, BASE_2604_SYSTEMD,
+};
 
 const JOIN: &str = "kubeadm join 10.0.0.1:6443 --token k8rwrk.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+const ON_RECOVERY: &str = "[all]\ntryboot_a_b=1\nboot_partition=1\n";
+
+fn p3_digest(card: &Path) -> String {
+    let p3 = scratch("node-worker-p3").join("p3");
+    k8r_builder::image::card::extract_partition(card, 3, &p3).expect("p3");
+    k8r_card::digest::sha256_file(&p3).expect("hash")
+}
+
 #[test]
 fn an_injected_worker_joins_and_waits_out_a_stale_node() {
-    let built = node_card("node-worker", "");
+    let keys = scratch("node-worker-keys");
+    let mine = keygen(&keys.join("mine")).expect("keygen");
+    let other = keygen(&keys.join("other")).expect("keygen");
+    let built = node_card(
+        "node-worker",
+        &format!("SIGNING_KEY=\"{}\"\n", mine.secret.display()),
+    );
+    // The same build's manifest signed by another key, and unsigned.
+    let manifest = std::fs::read(built.images.join("manifest.toml")).expect("manifest");
+    let other_key = SigningKey::load(
+        &flag_setting("--signing-key", &other.secret),
+        Path::new(COMMAND_LINE),
+    )
+    .expect("other key");
+    let foreign = other_key
+        .sign_manifest(&manifest, &built.report.build_id, 0)
+        .expect("sign");
     let worker = built.dir.join("worker.cfg");
     std::fs::write(
         &worker,
@@ -28,6 +62,9 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
     assert!(report.contains("set KUBEADM_JOIN_STRING"), "{report}");
 
     let server = Server::start().expect("server");
+    server.put("/other/manifest.toml", manifest.clone());
+    server.put("/other/manifest.toml.minisig", foreign.clone());
+    server.put("/unsigned/manifest.toml", manifest.clone());
     let mut vm = Machine::start(config(
         "node-worker",
         &built.card,
@@ -84,6 +121,87 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
         "{status}"
     );
     assert!(!status.contains("q7w8e9r0t1y2u3i4"), "{status}");
+    assert!(
+        status.contains(&format!("signature:   signed by key ID {} (", mine.id)),
+        "{status}"
+    );
+
+    // update-image refuses the build signed by another key and the unsigned one.
+    for (dir, why) in [
+        (
+            "other",
+            format!(
+                "signed by key ID {}, this card trusts {}",
+                other.id, mine.id
+            ),
+        ),
+        ("unsigned", "manifest.toml is not signed".to_owned()),
+    ] {
+        let (code, out) = vm
+            .run_command(
+                &format!("k8r update-image --url http://10.0.2.100/{dir}/"),
+                k8r_tests::node::CMD,
+            )
+            .expect("update-image");
+        assert_eq!(code, 2, "{dir}: {out}");
+        assert!(
+            out.contains("not staged") && out.contains(&why),
+            "{dir}: {out}"
+        );
+        assert_eq!(
+            server.hits(&format!("/{dir}/image.img.xz")),
+            0,
+            "nothing fetched"
+        );
+    }
+    let after = ok(&mut vm, "k8r status");
+    assert!(
+        after.contains(&format!("image store: current {}", built.report.build_id))
+            && !after.contains("incomplete staging"),
+        "{after}"
+    );
     vm.send("poweroff").expect("poweroff");
     vm.wait_for_poweroff(WAIT).expect("off");
+
+    // The installer refuses the same two, put into the store, and writes nothing.
+    let p1 = fat_partition(&built.card, 1).expect("p1");
+    let pointer = p1.read("k8r/images/pointer.txt").expect("pointer");
+    let p3_before = p3_digest(&built.card);
+    let sig_path = stored(&built, "manifest.toml.minisig");
+    let good = p1.read(&sig_path).expect("stored signature");
+    for (label, signature, why) in [
+        (
+            "other key",
+            Some(foreign.as_bytes()),
+            format!(
+                "signed by key ID {}, this card trusts {}",
+                other.id, mine.id
+            ),
+        ),
+        ("unsigned", None, "manifest.toml is not signed".to_owned()),
+    ] {
+        match signature {
+            Some(s) => p1.write(&sig_path, s, 0).expect("signature"),
+            None => p1.remove(&sig_path).expect("no signature"),
+        }
+        p1.write("autoboot.txt", ON_RECOVERY.as_bytes(), 0)
+            .expect("reinstall mode");
+        vm.power_on().expect("power on");
+        vm.expect("K8R-RECOVERY: install failed:", WAIT)
+            .expect("refused");
+        let cause = vm.expect("\n", WAIT).expect("cause");
+        assert!(cause.contains(&why), "{label}: {cause}");
+        vm.expect("choose 1-7:", WAIT).expect("menu");
+        vm.power_cut();
+        assert_eq!(
+            String::from_utf8(p1.read("autoboot.txt").expect("autoboot")).expect("utf8"),
+            ON_RECOVERY,
+            "{label}"
+        );
+        assert_eq!(p1.read("k8r/images/pointer.txt").expect("pointer"), pointer);
+    }
+    assert_eq!(p3_digest(&built.card), p3_before, "p3 untouched");
+    p1.write(&sig_path, &good, 0).expect("restore");
+    let parts: Vec<u8> = vm.boots().iter().map(|b| b.choice.partition).collect();
+    assert_eq!(parts, vec![1, 2, 1, 1], "install, working; two refusals");
 }

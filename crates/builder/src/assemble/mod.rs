@@ -17,6 +17,8 @@ mod root;
 use std::path::{Path, PathBuf};
 
 use k8r_card::digest::{hex, sha256_file};
+use k8r_card::trust::CardTrust;
+use k8r_manifest::signature::{TrustedKeys, SIGNATURE_FILE};
 use k8r_manifest::Manifest;
 
 use crate::artefacts;
@@ -66,6 +68,9 @@ pub struct BuildInputs {
     pub containerd_major: u32,
     /// `KERNEL_CMDLINE`: extra tokens for the working `cmdline.txt`.
     pub kernel_cmdline: Vec<String>,
+    /// The keys the card trusts (`TRUSTED_KEYS`, by default the signing key's): on p1 and in
+    /// the root. Empty for an unsigned build.
+    pub trusted_keys: TrustedKeys,
 }
 
 /// How to build.
@@ -89,6 +94,9 @@ pub struct AssembleOptions {
     pub epoch: u64,
     /// Worker threads for compression and hashing.
     pub threads: usize,
+    /// The secret key that signs the manifest (its public key must be among
+    /// [`BuildInputs::trusted_keys`]); `None`: an unsigned build.
+    pub signing_key: Option<crate::signing::SigningKey>,
 }
 
 /// What a build produced.
@@ -121,6 +129,9 @@ pub enum AssembleError {
     /// The output directory is busy, not writable or too small.
     #[error(transparent)]
     OutDir(#[from] outdir::OutDirError),
+    /// Signing the manifest.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     /// Anything else, said plainly.
     #[error("{0}")]
     Other(String),
@@ -275,7 +286,36 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         })
     })?;
     let manifest_path = work.join(k8r_manifest::MANIFEST_FILE);
-    std::fs::write(&manifest_path, manifest.render()).map_err(io_err(&manifest_path))?;
+    let manifest_text = manifest.render();
+    std::fs::write(&manifest_path, &manifest_text).map_err(io_err(&manifest_path))?;
+    let mut store_files = vec![root_xz.clone(), boot_txz.clone(), manifest_path.clone()];
+    let mut names = vec![CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE];
+    if let Some(key) = &opts.signing_key {
+        let signature = key.sign_manifest(manifest_text.as_bytes(), &build_id, epoch)?;
+        // The card must accept its own build: checked as the installer will.
+        k8r_manifest::signature::verify(
+            manifest_text.as_bytes(),
+            Some(&signature),
+            &opts.inputs.trusted_keys,
+        )
+        .map_err(|e| other(format!("internal: the build's own signature: {e}")))?;
+        let sig_path = work.join(SIGNATURE_FILE);
+        std::fs::write(&sig_path, signature).map_err(io_err(&sig_path))?;
+        store_files.push(sig_path);
+        names.push(SIGNATURE_FILE);
+        log::info!(
+            "manifest signed with key ID {}; the card trusts {}",
+            key.public().id(),
+            opts.inputs.trusted_keys.ids()
+        );
+    }
+    let trust = (!opts.inputs.trusted_keys.is_empty()).then(|| {
+        CardTrust {
+            keys: opts.inputs.trusted_keys.clone(),
+            since_build: Some(build_id.clone()),
+        }
+        .render()
+    });
 
     // 8. Recovery partition.
     let recovery_img = work.join("recovery.img");
@@ -289,7 +329,8 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             installer: &installer,
             busybox: busybox.as_deref(),
             build_id: &build_id,
-            store_files: &[root_xz.clone(), boot_txz.clone(), manifest_path.clone()],
+            store_files: &store_files,
+            trust: trust.as_deref(),
             epoch,
         };
         recovery_part::recovery_partition(&parts, &recovery_img, &mut notes)
@@ -313,7 +354,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     // 10. Checksums, then move everything into place.
     let outputs = t.step("SHA256SUMS and outputs", || {
         let mut sums = String::new();
-        for name in [CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE] {
+        for name in &names {
             let path = work.join(name);
             let digest = sha256_file(&path).map_err(io_err(&path))?;
             sums.push_str(&format!("{digest}  {name}\n"));
@@ -327,8 +368,17 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             }
             _ => {}
         }
+        // A signature of an earlier build must not stay beside this one's manifest.
+        if opts.signing_key.is_none() {
+            match std::fs::remove_file(out.join(SIGNATURE_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_err(out.join(SIGNATURE_FILE))(e).into())
+                }
+                _ => {}
+            }
+        }
         let mut outputs = Vec::new();
-        for name in [CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE, SUMS] {
+        for name in names.iter().copied().chain([SUMS]) {
             let dest = out.join(name);
             std::fs::rename(work.join(name), &dest).map_err(io_err(&dest))?;
             outputs.push(dest);
@@ -362,6 +412,7 @@ pub fn build_id(
     // recovery partition only, so cards that differ only there share the build.
     h.update(inputs.image_cfg.as_bytes());
     h.update(inputs.password_hash.as_deref().unwrap_or_default());
+    h.update(inputs.trusted_keys.render());
     h.update(base_sha);
     for f in fetched {
         h.update(f.name.as_bytes());

@@ -11,6 +11,7 @@ use k8r_card::recovery::{
     RECOVERY_INITRAMFS,
 };
 use k8r_card::store::{Pointer, POINTER_FILE, STORE_DIR};
+use k8r_card::trust::TRUSTED_KEYS_FILE;
 use k8r_card::Part;
 
 use super::{dir_size, other, AssembleError, BuildInputs};
@@ -37,8 +38,11 @@ pub(super) struct RecoveryParts<'a> {
     pub busybox: Option<&'a [u8]>,
     /// This build's id: its directory in the image store.
     pub build_id: &'a str,
-    /// The build's files for the store (`image.img.xz`, `boot.tar.xz`, `manifest.toml`).
+    /// The build's files for the store (`image.img.xz`, `boot.tar.xz`, `manifest.toml`,
+    /// `manifest.toml.minisig` when signed).
     pub store_files: &'a [PathBuf],
+    /// The card's trusted keys file (`k8r/trusted-keys`), when the build has keys.
+    pub trust: Option<&'a str>,
     /// SOURCE_DATE_EPOCH.
     pub epoch: u64,
 }
@@ -116,6 +120,9 @@ pub(super) fn recovery_partition(
         pointer.render().as_bytes(),
     )?;
     put(&format!("{K8R_DIR}/{INSTALL_LOG_FILE}"), b"")?;
+    if let Some(trust) = p.trust {
+        put(&format!("{K8R_DIR}/{TRUSTED_KEYS_FILE}"), trust.as_bytes())?;
+    }
     put(
         &format!("{NODE_DIR}/{NODE_VARIABLES}"),
         p.inputs.node_cfg.as_bytes(),

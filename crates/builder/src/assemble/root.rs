@@ -45,6 +45,8 @@ pub(super) fn customise_root(
         variables_cfg: opts.inputs.image_cfg.clone(),
         build_info: build_info(opts, build_id, release),
         containerd_major: opts.inputs.containerd_major,
+        trusted_keys: (!opts.inputs.trusted_keys.is_empty())
+            .then(|| opts.inputs.trusted_keys.render()),
     };
     let plan = content::stage(&staging, &bins, &texts)?;
     // Room for what we add, plus slack; grow before writing, never on the card.

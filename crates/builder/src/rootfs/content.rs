@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use k8r_card::image_root::{
-    AGENT, BUILD_INFO, BUILD_VARIABLES, CNI_DIR, K8R_LIB, TASKS_DIR, VARIABLES,
+    AGENT, BUILD_INFO, BUILD_VARIABLES, CNI_DIR, K8R_LIB, TASKS_DIR, TRUSTED_KEYS, VARIABLES,
 };
 
 use crate::image::ImageError;
@@ -47,6 +47,9 @@ pub struct NodeTexts {
     pub build_info: String,
     /// containerd's major version (2.x uses config version 3, 1.x version 2).
     pub containerd_major: u32,
+    /// `/usr/lib/k8r/trusted-keys`: the build's trusted keys (`TRUSTED_KEYS`), when it has
+    /// any; the node agent makes them the card's when the build commits.
+    pub trusted_keys: Option<String>,
 }
 
 /// Runs `k8r setup` early on every boot: before containerd, the kubelet, ssh and cloud-init,
@@ -413,6 +416,9 @@ pub fn stage(
         texts.variables_cfg.as_bytes(),
     )?;
     file(&mut plan, BUILD_INFO, 0o644, texts.build_info.as_bytes())?;
+    if let Some(keys) = &texts.trusted_keys {
+        file(&mut plan, TRUSTED_KEYS, 0o644, keys.as_bytes())?;
+    }
     let (manifest, name) = &bins.cni_manifest;
     file(
         &mut plan,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use k8r_card::digest::HashingReader;
+use k8r_manifest::signature::{SIGNATURE_FILE, SIGNATURE_MAX};
 use k8r_manifest::MANIFEST_FILE;
 
 /// A fetched file is not the manifest's: it was removed (a wrong file must not be resumed
@@ -83,6 +84,39 @@ impl Source {
                 Ok(text)
             }
         }
+    }
+
+    /// The build's `manifest.toml.minisig`, as text; `None` when the source has none (an
+    /// unsigned build: whether that is acceptable is the card's trusted keys' decision).
+    pub fn signature(&self) -> Result<Option<String>> {
+        let limit = u64::try_from(SIGNATURE_MAX).unwrap_or(u64::MAX) + 1;
+        let mut text = String::new();
+        match self {
+            Source::Dir(d) => {
+                let path = d.join(SIGNATURE_FILE);
+                let file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+                };
+                file.take(limit)
+                    .read_to_string(&mut text)
+                    .with_context(|| format!("reading {}", path.display()))?;
+            }
+            Source::Http(_) => {
+                let url = self.location(SIGNATURE_FILE);
+                let resp = match agent().get(&url).call() {
+                    Ok(r) => r,
+                    Err(ureq::Error::Status(404, _)) => return Ok(None),
+                    Err(e) => return Err(http_error(&url, e)),
+                };
+                resp.into_reader()
+                    .take(limit)
+                    .read_to_string(&mut text)
+                    .with_context(|| format!("reading {url}"))?;
+            }
+        }
+        Ok(Some(text))
     }
 
     /// Fetches `want` into `dir/<name>` (via `dir/<name>.part`), verifying size and digest.

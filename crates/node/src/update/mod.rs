@@ -12,7 +12,8 @@ use anyhow::{anyhow, Context, Result};
 use k8r_card::store::VerifyOptions;
 use k8r_card::Part;
 use k8r_config::Version;
-use k8r_manifest::Manifest;
+use k8r_manifest::signature::{self, TrustedKeys, Verdict};
+use k8r_manifest::{Manifest, MANIFEST_FILE};
 
 use crate::bootstrap::Refused;
 use crate::build_info::BuildInfo;
@@ -23,7 +24,7 @@ use crate::kube::Kube;
 use crate::settings::Settings;
 use crate::skew::{self, Upgrade};
 pub use fetch::Source;
-pub use stage::Staged;
+pub use stage::{Incoming, Staged};
 
 /// The source an `update-image` call means: DIR when given, else `HTTP_IMAGE_URL`.
 pub fn source(dir: Option<PathBuf>, url: Option<String>, settings: &Settings) -> Result<Source> {
@@ -98,6 +99,40 @@ pub fn check(
     Ok(())
 }
 
+/// The signature check of `update-image`, before anything else is decided: a card that
+/// trusts keys stages only a build signed by one of them (`k8r_manifest::signature`).
+///
+/// # Errors
+/// [`Refused`] with the key IDs and the fix.
+pub fn check_signature(
+    text: &str,
+    signature: Option<&str>,
+    trusted: &TrustedKeys,
+    source: &Source,
+) -> Result<Verdict> {
+    let verdict = signature::verify(text.as_bytes(), signature, trusted).map_err(|e| {
+        Refused(format!(
+            "not staged: {}: {e}",
+            source.location(MANIFEST_FILE)
+        ))
+    })?;
+    log::info!("signature: {}", verdict.describe(trusted));
+    if let Some(warning) = plain_http_warning(source, trusted) {
+        log::warn!("{warning}");
+    }
+    Ok(verdict)
+}
+
+/// The warning for a build fetched over plain HTTP by a card that checks no signature.
+pub fn plain_http_warning(source: &Source, trusted: &TrustedKeys) -> Option<String> {
+    match source {
+        Source::Http(url) if trusted.is_empty() && url.starts_with("http://") => Some(format!(
+            "{url} is plain HTTP and this card trusts no signing key: anyone on the network              path can hand this node another build. Sign your builds (`k8r-builder keygen`,              then SIGNING_KEY in variables.cfg) and put the key on the cards (TRUSTED_KEYS, or              `k8r-builder inject --trusted-key`)"
+        )),
+        _ => None,
+    }
+}
+
 /// Runs `update-image`.
 pub fn run(
     host: &Host,
@@ -109,6 +144,10 @@ pub fn run(
     let build = BuildInfo::load(host)?;
     log::info!("reading {}", source.location(k8r_manifest::MANIFEST_FILE));
     let text = source.manifest()?;
+    let signature = source.signature()?;
+    let p1 = P1::open(host, recovery, true)?;
+    let trust = p1.recovery().trust()?;
+    check_signature(&text, signature.as_deref(), &trust.keys, source)?;
     let m = Manifest::parse(&text).with_context(|| source.location(k8r_manifest::MANIFEST_FILE))?;
     let root_partition = if host.is_system() {
         ThisCard::find(host).ok().and_then(|c| {
@@ -134,13 +173,18 @@ pub fn run(
         m.created,
         source.location("")
     );
-    let p1 = P1::open(host, recovery, true)?;
     let store = p1.recovery().store();
     let dir = store.dir().to_path_buf();
     let free = move || stage::free_bytes(&dir);
+    let incoming = Incoming {
+        manifest: &m,
+        text: &text,
+        signature: signature.as_deref(),
+        trusted: &trust.keys,
+    };
     let staged = stage::stage(
         &store,
-        &m,
+        &incoming,
         source,
         &free,
         failpoints,

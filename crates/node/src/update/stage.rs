@@ -7,8 +7,9 @@
 //!    directory `k8r/images/<build id>/` is made (its `.part` files of an interrupted run of
 //!    the same build are resumed);
 //! 3. each artefact fetched, its size and SHA-256 checked, then named;
-//! 4. the manifest written into the directory, the whole build verified as the installer
-//!    will (decode, every range digest);
+//! 4. the signature, then the manifest (its bytes as they came, which the signature covers)
+//!    written into the directory, the whole build verified as the installer will (the
+//!    signature against the card's keys, decode, every range digest);
 //! 5. the pointer replaced the careful way: only now is the new build current; the old one
 //!    becomes previous (kept for a rollback);
 //! 6. builds the pointer does not name are removed.
@@ -20,6 +21,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use k8r_card::store::{Pointer, Store, StoreError, VerifyOptions};
+use k8r_manifest::signature::{TrustedKeys, SIGNATURE_FILE};
 use k8r_manifest::{Manifest, MANIFEST_FILE};
 
 use super::fetch::{Source, Wanted};
@@ -42,6 +44,20 @@ pub enum Staged {
         /// Builds removed.
         removed: Vec<String>,
     },
+}
+
+/// The build offered for staging: its manifest as parsed, the bytes it was parsed from, its
+/// signature, and the card's trusted keys the staged copy is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The validated manifest.
+    pub manifest: &'a Manifest,
+    /// Its text as fetched (staged byte for byte: the signature covers these bytes).
+    pub text: &'a str,
+    /// `manifest.toml.minisig`, when the build has one.
+    pub signature: Option<&'a str>,
+    /// The card's trusted keys.
+    pub trusted: &'a TrustedKeys,
 }
 
 /// Makes the progress reporter of one file, given its name.
@@ -87,13 +103,14 @@ pub fn needed(m: &Manifest, dir: &Path) -> u64 {
 /// partition has free (a function, so tests can play a small card).
 pub fn stage(
     store: &Store,
-    m: &Manifest,
+    incoming: &Incoming<'_>,
     source: &Source,
     free: &dyn Fn() -> Result<u64>,
     failpoints: &Failpoints,
     verify: VerifyOptions,
     progress: ProgressFactory<'_>,
 ) -> Result<Staged> {
+    let m = incoming.manifest;
     let pointer = match store.pointer() {
         Ok(p) => Some(p),
         Err(StoreError::NoPointer { .. }) => None,
@@ -161,6 +178,7 @@ pub fn stage(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // A manifest left by an interrupted run must not make the directory look complete.
     let _ = std::fs::remove_file(dir.join(MANIFEST_FILE));
+    let _ = std::fs::remove_file(dir.join(SIGNATURE_FILE));
     failpoints.hit("after-mkdir")?;
 
     // 3. The artefacts.
@@ -177,10 +195,16 @@ pub fn stage(
     }
 
     // 4. The manifest, then the whole build checked as the installer will.
-    write_atomic(&dir.join(MANIFEST_FILE), m.render().as_bytes(), 0o644)?;
+    if let Some(sig) = incoming.signature {
+        write_atomic(&dir.join(SIGNATURE_FILE), sig.as_bytes(), 0o644)?;
+    }
+    write_atomic(&dir.join(MANIFEST_FILE), incoming.text.as_bytes(), 0o644)?;
     failpoints.hit("after-manifest")?;
     let build = store.build(&m.build_id)?;
-    if let Err(e) = build.verify(verify, &mut |_| {}) {
+    let checked = build
+        .check_signature(incoming.trusted)
+        .and_then(|_| build.verify(verify, &mut |_| {}));
+    if let Err(e) = checked {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(anyhow::Error::new(e).context(format!(
             "build {} does not verify after staging; it was removed, the current build is unchanged",

@@ -47,7 +47,22 @@ fn no_progress(_: &str) -> Box<dyn FnMut(u64, u64)> {
 
 fn run(f: &Fixture, source: &Source, free: u64, fp: &Failpoints) -> Result<Staged> {
     let m = build_manifest(&BuildSpec::new("b2"));
-    stage(&f.store, &m, source, &|| Ok(free), fp, opts(), &no_progress)
+    let text = m.render();
+    let incoming = Incoming {
+        manifest: &m,
+        text: &text,
+        signature: None,
+        trusted: &TrustedKeys::default(),
+    };
+    stage(
+        &f.store,
+        &incoming,
+        source,
+        &|| Ok(free),
+        fp,
+        opts(),
+        &no_progress,
+    )
 }
 
 fn http(server: &Server) -> Source {
@@ -263,4 +278,122 @@ fn an_interruption_at_each_step_never_leaves_a_half_staged_build_current() {
             "{point}"
         );
     }
+}
+
+/// What `update-image` does with a served build on a card trusting `trusted`: the
+/// signature check on the fetched bytes, then staging.
+fn offer(f: &Fixture, source: &Source, trusted: &TrustedKeys) -> Result<Staged> {
+    let text = source.manifest()?;
+    let signature = source.signature()?;
+    super::super::check_signature(&text, signature.as_deref(), trusted, source)?;
+    let m = k8r_manifest::Manifest::parse(&text)?;
+    let incoming = Incoming {
+        manifest: &m,
+        text: &text,
+        signature: signature.as_deref(),
+        trusted,
+    };
+    stage(
+        &f.store,
+        &incoming,
+        source,
+        &|| Ok(BIG),
+        &Failpoints::default(),
+        opts(),
+        &no_progress,
+    )
+}
+
+/// The store still has `b1` current and nothing of `b2`.
+fn assert_untouched(f: &Fixture) {
+    assert_current(&f.store, "b1");
+    assert_eq!(f.store.build_dirs().expect("dirs"), vec!["b1".to_owned()]);
+}
+
+#[test]
+fn a_card_with_keys_refuses_unsigned_and_foreign_builds_before_staging() {
+    use k8r_card::testkit::{keypair, sign_build, trusted};
+    let f = fixture();
+    let (mine, theirs) = (keypair(), keypair());
+    let server = Server::serve_dir(&f.served).expect("server");
+    let card = trusted(&[&mine]);
+    // Unsigned (the server has no manifest.toml.minisig: a 404).
+    let err = offer(&f, &http(&server), &card).expect_err("unsigned");
+    assert!(err.is::<crate::bootstrap::Refused>(), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("manifest.toml is not signed"),
+        "{err:#}"
+    );
+    assert_untouched(&f);
+    // Signed by another key, from a directory and over HTTP.
+    sign_build(&f.served, &theirs);
+    for source in [http(&server), Source::Dir(f.served.clone())] {
+        let err = offer(&f, &source, &card).expect_err("foreign key");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!(
+                "signed by key ID {}, this card trusts {}",
+                trusted(&[&theirs]).ids(),
+                card.ids()
+            )),
+            "{text}"
+        );
+        assert_untouched(&f);
+    }
+    // Signed by the card's key: staged, the signature and the manifest's bytes beside it.
+    sign_build(&f.served, &mine);
+    offer(&f, &http(&server), &card).expect("signed by a trusted key");
+    assert_current(&f.store, "b2");
+    let staged = f.store.build("b2").expect("b2");
+    assert_eq!(
+        staged.manifest_bytes,
+        std::fs::read(f.served.join("manifest.toml")).expect("served")
+    );
+    assert!(matches!(
+        staged.check_signature(&card),
+        Ok(k8r_manifest::signature::Verdict::Signed { .. })
+    ));
+}
+
+#[test]
+fn a_signature_that_does_not_match_the_manifest_is_refused() {
+    use k8r_card::testkit::{keypair, sign, trusted};
+    let f = fixture();
+    let mine = keypair();
+    // A signature made over other bytes (a manifest of another build).
+    let other = build_manifest(&BuildSpec::new("b3")).render();
+    std::fs::write(
+        f.served.join("manifest.toml.minisig"),
+        sign(&mine, other.as_bytes()),
+    )
+    .expect("write");
+    let err = offer(&f, &Source::Dir(f.served.clone()), &trusted(&[&mine])).expect_err("bad");
+    assert!(
+        format!("{err:#}").contains("does not match manifest.toml"),
+        "{err:#}"
+    );
+    assert_untouched(&f);
+}
+
+#[test]
+fn a_card_without_keys_stages_unsigned_builds_and_warns_about_plain_http() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    let none = TrustedKeys::default();
+    offer(&f, &http(&server), &none).expect("unsigned on a card without keys");
+    assert_current(&f.store, "b2");
+    let warning = super::super::plain_http_warning(&http(&server), &none).expect("warned");
+    assert!(
+        warning.contains("plain HTTP") && warning.contains("keygen"),
+        "{warning}"
+    );
+    let keyed = k8r_card::testkit::trusted(&[&k8r_card::testkit::keypair()]);
+    assert_eq!(
+        super::super::plain_http_warning(&http(&server), &keyed),
+        None
+    );
+    assert_eq!(
+        super::super::plain_http_warning(&Source::Http("https://h/".into()), &none),
+        None
+    );
 }
