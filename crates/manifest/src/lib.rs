@@ -600,4 +600,6 @@ fn quote(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
