@@ -67,11 +67,19 @@ pub fn append_bounded(existing: &str, entry: &str, max_bytes: usize) -> String {
     }
     let room = max_bytes - marker_len - entry.len();
     // Keep the longest suffix of body that starts at a line start and fits in `room`.
+    // Searched as bytes: `start` may fall inside a multi-byte character, and the byte after
+    // a `\n` is always a character boundary.
     let mut start = body.len() - room.min(body.len());
     if start > 0 && body.as_bytes()[start - 1] != b'\n' {
-        start = body[start..]
-            .find('\n')
+        start = body.as_bytes()[start..]
+            .iter()
+            .position(|&b| b == b'\n')
             .map_or(body.len(), |i| start + i + 1);
+    }
+    // The marker is written once, first: a kept part that starts with old marker lines (a
+    // log edited by hand, or glued from two) loses them.
+    while body[start..].starts_with(&format!("{DROPPED_MARKER}\n")) {
+        start += marker_len;
     }
     let mut out = String::with_capacity(max_bytes);
     out.push_str(DROPPED_MARKER);
@@ -120,6 +128,31 @@ fn floor_char_boundary(s: &str, index: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `install_log` fuzz target: dropping old lines cut the log inside a
+    /// multi-byte character and panicked.
+    /// Found by the `install_log` fuzz target: marker lines inside an old log ended up right
+    /// after the new marker.
+    #[test]
+    fn the_marker_is_not_stacked() {
+        let existing = format!("x: y\n{DROPPED_MARKER}\n{DROPPED_MARKER}\nold line\n");
+        let entry = "[     1.000] build b: installed and verified\n";
+        // One byte short of everything: the cut lands in the first marker line.
+        let max = existing.len() + entry.len() - 1;
+        let out = append_bounded(&existing, entry, max);
+        assert_eq!(out, format!("{DROPPED_MARKER}\nold line\n{entry}"));
+    }
+
+    #[test]
+    fn trimming_a_log_of_multibyte_text_does_not_panic() {
+        let existing = format!("{}\n{}\n", "\u{e9}".repeat(100), "\u{20ac}".repeat(50));
+        let entry = "[     1.000] build b: installed and verified\n";
+        for max in 80..existing.len() + entry.len() {
+            let out = append_bounded(&existing, entry, max);
+            assert!(out.len() <= max, "{max}: {} bytes", out.len());
+            assert!(out.ends_with(entry), "{max}: {out:?}");
+        }
+    }
 
     fn log_of(n: usize) -> String {
         (0..n)
