@@ -23,12 +23,16 @@ pub fn append_bounded(existing: &str, entry: &str, max_bytes: usize) -> String {
     if !entry.ends_with('\n') {
         entry.push('\n');
     }
-    let (had_marker, body) = match existing.strip_prefix(DROPPED_MARKER) {
-        Some(rest) if rest.is_empty() || rest.starts_with('\n') => {
-            (true, rest.strip_prefix('\n').unwrap_or(rest))
-        }
-        _ => (false, existing),
-    };
+    let mut had_marker = false;
+    let mut body = existing;
+    // Every marker line at the start is the one marker (a torn or glued log can hold more).
+    while let Some(rest) = body
+        .strip_prefix(DROPPED_MARKER)
+        .filter(|rest| rest.is_empty() || rest.starts_with('\n'))
+    {
+        had_marker = true;
+        body = rest.strip_prefix('\n').unwrap_or(rest);
+    }
     let mut body = body.to_owned();
     if !body.is_empty() && !body.ends_with('\n') {
         body.push('\n');
@@ -141,6 +145,10 @@ mod tests {
         let max = existing.len() + entry.len() - 1;
         let out = append_bounded(&existing, entry, max);
         assert_eq!(out, format!("{DROPPED_MARKER}\nold line\n{entry}"));
+        // The second case the target found: a torn second marker line, with room to spare.
+        let torn = format!("{DROPPED_MARKER}\n{DROPPED_MARKER}");
+        let out = append_bounded(&torn, entry, DEFAULT_MAX_BYTES);
+        assert_eq!(out, format!("{DROPPED_MARKER}\n{entry}"));
     }
 
     #[test]
