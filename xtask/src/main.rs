@@ -5,6 +5,7 @@ mod bench;
 mod build_image;
 mod demo;
 mod fixtures;
+mod fuzz;
 mod kernel;
 mod setup;
 mod test;
@@ -54,6 +55,10 @@ enum Task {
     /// `bmaptool copy` on the same realistic root image, with the floors (decode, hash,
     /// write); prints medians, peak memory and the ratios. Needs `cargo xtask setup` first.
     Bench(bench::BenchArgs),
+    /// Run the parser fuzz targets (docs/fuzzing.md) one after the other, each for `--secs`
+    /// seconds; prints per target the executions, the time and the findings, and fails on a
+    /// finding. `--list` names the targets.
+    Fuzz(fuzz::FuzzArgs),
     /// Show the story so far: boot the fixture card through the QEMU harness and show its
     /// console.
     Demo,
@@ -79,6 +84,7 @@ fn run(task: Task) -> Result<()> {
         Task::Demo => demo::run(),
         Task::BuildImage { args } => build_image::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     }
 }
 

@@ -156,7 +156,7 @@ pub fn cargo_build(what: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> String {
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 

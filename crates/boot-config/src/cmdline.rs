@@ -15,6 +15,10 @@ fn token_key(token: &str) -> &str {
 
 /// Split on whitespace, keeping double-quoted runs (`key="a b"`) in one token as the kernel
 /// does.
+///
+/// A quote left open runs to the end of the line (so does the kernel's); the token gets its
+/// closing quote here, so that a setting appended after it stays a token of its own instead of
+/// joining the open quote when the line is written back.
 fn tokenize(line: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     let mut current = String::new();
@@ -30,6 +34,9 @@ fn tokenize(line: &str) -> Vec<String> {
         } else {
             current.push(c);
         }
+    }
+    if quoted {
+        current.push('"');
     }
     if !current.is_empty() {
         tokens.push(current);
@@ -124,6 +131,20 @@ impl Cmdline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `cmdline` fuzz target: an open quote swallowed the `root=` k8r appends.
+    #[test]
+    fn unterminated_quote_does_not_swallow_added_settings() {
+        let mut cmd = Cmdline::parse("\"console=tty1 root=LABEL=writable rootwait\n");
+        assert_eq!(
+            cmd.tokens(),
+            ["\"console=tty1 root=LABEL=writable rootwait\""]
+        );
+        cmd.set_root_partuuid(0x2d6b_036c, 2);
+        let back = Cmdline::parse(&cmd.render());
+        assert_eq!(back.get("root"), Some("PARTUUID=2d6b036c-02"));
+        assert_eq!(back.tokens(), cmd.tokens());
+    }
 
     const UBUNTU: &str = "console=serial0,115200 multipath=off dwc_otg.lpm_enable=0 console=tty1 root=LABEL=writable rootfstype=ext4 rootwait fixrtc\n";
 

@@ -18,6 +18,9 @@ pub mod firmware;
 pub mod mbr;
 pub mod volume;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use autoboot::{Autoboot, AutobootError, AutobootWarning};
 pub use board::Board;
 pub use cmdline::Cmdline;

@@ -23,12 +23,16 @@ pub fn append_bounded(existing: &str, entry: &str, max_bytes: usize) -> String {
     if !entry.ends_with('\n') {
         entry.push('\n');
     }
-    let (had_marker, body) = match existing.strip_prefix(DROPPED_MARKER) {
-        Some(rest) if rest.is_empty() || rest.starts_with('\n') => {
-            (true, rest.strip_prefix('\n').unwrap_or(rest))
-        }
-        _ => (false, existing),
-    };
+    let mut had_marker = false;
+    let mut body = existing;
+    // Every marker line at the start is the one marker (a torn or glued log can hold more).
+    while let Some(rest) = body
+        .strip_prefix(DROPPED_MARKER)
+        .filter(|rest| rest.is_empty() || rest.starts_with('\n'))
+    {
+        had_marker = true;
+        body = rest.strip_prefix('\n').unwrap_or(rest);
+    }
     let mut body = body.to_owned();
     if !body.is_empty() && !body.ends_with('\n') {
         body.push('\n');
@@ -67,11 +71,19 @@ pub fn append_bounded(existing: &str, entry: &str, max_bytes: usize) -> String {
     }
     let room = max_bytes - marker_len - entry.len();
     // Keep the longest suffix of body that starts at a line start and fits in `room`.
+    // Searched as bytes: `start` may fall inside a multi-byte character, and the byte after
+    // a `\n` is always a character boundary.
     let mut start = body.len() - room.min(body.len());
     if start > 0 && body.as_bytes()[start - 1] != b'\n' {
-        start = body[start..]
-            .find('\n')
+        start = body.as_bytes()[start..]
+            .iter()
+            .position(|&b| b == b'\n')
             .map_or(body.len(), |i| start + i + 1);
+    }
+    // The marker is written once, first: a kept part that starts with old marker lines (a
+    // log edited by hand, or glued from two) loses them.
+    while body[start..].starts_with(&format!("{DROPPED_MARKER}\n")) {
+        start += marker_len;
     }
     let mut out = String::with_capacity(max_bytes);
     out.push_str(DROPPED_MARKER);
@@ -120,6 +132,35 @@ fn floor_char_boundary(s: &str, index: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `install_log` fuzz target: dropping old lines cut the log inside a
+    /// multi-byte character and panicked.
+    /// Found by the `install_log` fuzz target: marker lines inside an old log ended up right
+    /// after the new marker.
+    #[test]
+    fn the_marker_is_not_stacked() {
+        let existing = format!("x: y\n{DROPPED_MARKER}\n{DROPPED_MARKER}\nold line\n");
+        let entry = "[     1.000] build b: installed and verified\n";
+        // One byte short of everything: the cut lands in the first marker line.
+        let max = existing.len() + entry.len() - 1;
+        let out = append_bounded(&existing, entry, max);
+        assert_eq!(out, format!("{DROPPED_MARKER}\nold line\n{entry}"));
+        // The second case the target found: a torn second marker line, with room to spare.
+        let torn = format!("{DROPPED_MARKER}\n{DROPPED_MARKER}");
+        let out = append_bounded(&torn, entry, DEFAULT_MAX_BYTES);
+        assert_eq!(out, format!("{DROPPED_MARKER}\n{entry}"));
+    }
+
+    #[test]
+    fn trimming_a_log_of_multibyte_text_does_not_panic() {
+        let existing = format!("{}\n{}\n", "\u{e9}".repeat(100), "\u{20ac}".repeat(50));
+        let entry = "[     1.000] build b: installed and verified\n";
+        for max in 80..existing.len() + entry.len() {
+            let out = append_bounded(&existing, entry, max);
+            assert!(out.len() <= max, "{max}: {} bytes", out.len());
+            assert!(out.ends_with(entry), "{max}: {out:?}");
+        }
+    }
 
     fn log_of(n: usize) -> String {
         (0..n)

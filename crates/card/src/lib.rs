@@ -17,6 +17,8 @@
 pub mod data;
 pub mod digest;
 pub mod disk;
+#[cfg(test)]
+mod fuzz;
 pub mod image_root;
 pub mod install_log;
 pub mod install_state;

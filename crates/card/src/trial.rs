@@ -160,7 +160,9 @@ impl Trial {
     ///
     /// # Errors
     /// A one-line reason when the text is not a complete record (no `build=`, an unknown
-    /// `kind=` or `phase=`, a rollback without `from=`, control bytes).
+    /// `kind=` or `phase=`, a rollback without `from=`, control bytes), or when `build=` or
+    /// `from=` is not a build id: recovery puts these into the store pointer on a rollback,
+    /// and a pointer that names no build would leave the store without a current build.
     pub fn parse(text: &str) -> Result<Trial, String> {
         let (mut build, mut kind, mut from, mut phase, mut cause, mut failure) =
             (None, None, None, None, None, None);
@@ -189,14 +191,21 @@ impl Trial {
         let build = build
             .filter(|b| !b.is_empty())
             .ok_or("no build= line (the record is torn)")?;
+        if !k8r_manifest::is_build_id(&build) {
+            return Err(format!("build={build:?} is not a build id"));
+        }
         let kind = match kind.as_deref() {
             Some("new") => TrialKind::New,
             Some("retry") => TrialKind::Retry,
-            Some("rollback") => TrialKind::Rollback {
-                from: from
+            Some("rollback") => {
+                let from = from
                     .filter(|f| !f.is_empty())
-                    .ok_or("kind=rollback without from=")?,
-            },
+                    .ok_or("kind=rollback without from=")?;
+                if !k8r_manifest::is_build_id(&from) {
+                    return Err(format!("from={from:?} is not a build id"));
+                }
+                TrialKind::Rollback { from }
+            }
             other => return Err(format!("unknown kind={other:?}")),
         };
         let phase = match phase.as_deref() {

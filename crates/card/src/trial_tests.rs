@@ -65,6 +65,21 @@ fn torn_records_are_refused() {
     }
 }
 
+/// Found by the `card_records` fuzz target: a trial whose `build=` was not a build id was
+/// rolled back from, and the pointer recovery wrote named it as the previous build, so the
+/// pointer no longer parsed.
+#[test]
+fn a_trial_whose_build_is_not_a_build_id_is_no_record() {
+    for text in [
+        "build=cause=d the installer installs\nkind=new\nphase=boot\n",
+        "build=a/b\nkind=new\nphase=boot\n",
+        "build=b\nkind=rollback\nfrom=a b\nphase=boot\n",
+    ] {
+        let err = Trial::parse(text).expect_err(text);
+        assert!(err.contains("is not a build id"), "{err}");
+    }
+}
+
 #[test]
 fn no_trial_or_a_committed_one_installs_the_current_build_as_new() {
     let p = pointer("b2", Some("b1"));

@@ -21,6 +21,8 @@ mod types;
 mod validate;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};

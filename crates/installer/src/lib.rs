@@ -14,6 +14,8 @@ mod error;
 mod failpoint;
 mod fat32;
 mod flow;
+#[cfg(test)]
+mod fuzz;
 mod install;
 mod menu;
 mod mounts;

@@ -182,7 +182,7 @@ pub fn check_path(name: &str) -> Result<(), PathRule> {
 }
 
 /// The normal components of an allowed name (empty for `.` / `./`).
-fn components(name: &str) -> Result<Vec<&str>, PathRule> {
+pub(crate) fn components(name: &str) -> Result<Vec<&str>, PathRule> {
     if name.is_empty() {
         return Err(PathRule::Empty);
     }

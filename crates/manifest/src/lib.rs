@@ -601,4 +601,6 @@ fn quote(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -18,6 +18,8 @@ pub mod cni;
 pub mod data;
 pub mod exec;
 pub mod failpoint;
+#[cfg(test)]
+mod fuzz;
 pub mod grow;
 pub mod host;
 pub mod hostname;

@@ -15,6 +15,8 @@ use k8r_card::digest::HashingReader;
 use k8r_manifest::signature::{SIGNATURE_FILE, SIGNATURE_MAX};
 use k8r_manifest::MANIFEST_FILE;
 
+use super::content_range::ContentRange;
+
 /// A fetched file is not the manifest's: it was removed (a wrong file must not be resumed
 /// into).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -230,8 +232,11 @@ fn download(
             }
             Err(e) => return Err(http_error(url, e)),
         };
-        let resumed =
-            resp.status() == 206 && content_range_start(resp.header("Content-Range")) == Some(have);
+        let resumed = resp.status() == 206
+            && resp
+                .header("Content-Range")
+                .and_then(ContentRange::parse)
+                .is_some_and(|r| r.resumes(have, want.size));
         if have > 0 && !resumed {
             log::info!(
                 "{url}: the server does not resume (HTTP {}): downloading it again",
@@ -282,18 +287,6 @@ fn download(
             want.size
         );
     }
-}
-
-/// The first byte of a `Content-Range: bytes N-M/L` header.
-pub fn content_range_start(header: Option<&str>) -> Option<u64> {
-    header?
-        .trim()
-        .strip_prefix("bytes ")?
-        .split('-')
-        .next()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Checks the downloaded `part` and gives it its name.
@@ -360,17 +353,5 @@ pub fn progress_reporter(name: String) -> impl FnMut(u64, u64) {
         if done >= size {
             bar.finish_and_clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_headers() {
-        assert_eq!(content_range_start(Some("bytes 100-199/200")), Some(100));
-        assert_eq!(content_range_start(Some("bytes */200")), None);
-        assert_eq!(content_range_start(None), None);
     }
 }

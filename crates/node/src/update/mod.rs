@@ -3,6 +3,7 @@
 //! against this node (architecture, partition sizes, and on a master the version skew)
 //! before any artefact is fetched; staging is in [`stage`].
 
+pub mod content_range;
 pub mod fetch;
 pub mod stage;
 
