@@ -89,19 +89,26 @@ fn variables_cfg() {
             Err(e) => prop_assert!(!e.to_string().is_empty()),
             Ok(cfg) => {
                 hit("valid");
-                let rendered = cfg.render_cfg();
-                let again = parse_cfg_for(path(), &rendered, Purpose::NodeSettings);
-                prop_assert!(
-                    again.is_ok(),
-                    "{rendered:?} does not parse: {:?}",
-                    again.err()
-                );
-                prop_assert_eq!(again.unwrap().render_cfg(), rendered);
+                renders_back(&cfg)?;
                 let _ = cfg.render_image_cfg();
             }
         }
         Ok(())
     });
+}
+
+/// A configuration that validated renders to a `variables.cfg` that validates and renders to
+/// the same text.
+fn renders_back(cfg: &crate::BuildConfig) -> k8r_fuzzkit::Outcome {
+    let rendered = cfg.render_cfg();
+    let again = parse_cfg_for(path(), &rendered, Purpose::NodeSettings);
+    prop_assert!(
+        again.is_ok(),
+        "{rendered:?} does not parse: {:?}",
+        again.err()
+    );
+    prop_assert_eq!(again.unwrap().render_cfg(), rendered);
+    Ok(())
 }
 
 /// The TOML form: a file that validates renders to a `variables.cfg` that validates to the
@@ -118,14 +125,7 @@ fn config_toml() {
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
                 Ok(cfg) => {
                     hit("valid");
-                    let rendered = cfg.render_cfg();
-                    let again = parse_cfg_for(path(), &rendered, Purpose::NodeSettings);
-                    prop_assert!(
-                        again.is_ok(),
-                        "{rendered:?} does not parse: {:?}",
-                        again.err()
-                    );
-                    prop_assert_eq!(again.unwrap().render_cfg(), rendered);
+                    renders_back(&cfg)?;
                 }
             }
             Ok(())

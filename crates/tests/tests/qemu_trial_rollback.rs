@@ -15,6 +15,15 @@ use k8r_tests::{assemble_card, fat_partition, BASE_2604_SYSTEMD};
 
 const COMMITTED: &str = "committed (autoboot.txt points at this system)";
 
+/// Waits as [`up`] does and checks that `build` is the one the agent found healthy.
+fn committed(vm: &mut Machine, build: &str) {
+    let commit = up(vm, true);
+    assert!(
+        commit.contains(&format!("build {build} is healthy")),
+        "{commit}"
+    );
+}
+
 /// Waits for the working system to be up (the fixture's marker) and for this boot's journal to
 /// hold `k8r: bootstrap done:` and, when `commit` is set, the agent's commit line: on a first
 /// boot the commit comes before `kubeadm init`, on a rollback after the kept control plane is
@@ -64,11 +73,7 @@ fn a_build_that_panics_on_trial_is_rolled_back_and_tryboot_still_works() {
     // 1. The first install is a trial too, and a healthy node commits it.
     vm.expect("K8R-RECOVERY: install verified", WAIT)
         .expect("installed");
-    let commit = up(&mut vm, true);
-    assert!(
-        commit.contains(&format!("build {good_id} is healthy")),
-        "{commit}"
-    );
+    committed(&mut vm, good_id);
     let status = ok(&mut vm, "k8r status");
     assert!(
         status.contains("next boot:   partition 2 (this system)"),
@@ -108,11 +113,7 @@ fn a_build_that_panics_on_trial_is_rolled_back_and_tryboot_still_works() {
     );
     vm.expect("K8R-RECOVERY: install verified", WAIT)
         .expect("the previous build installs");
-    let commit = up(&mut vm, true);
-    assert!(
-        commit.contains(&format!("build {good_id} is healthy")),
-        "{commit}"
-    );
+    committed(&mut vm, good_id);
     let status = ok(&mut vm, "k8r status");
     assert!(
         status.contains(&format!(
