@@ -11,19 +11,23 @@
 //! `k8r-trial.service` runs `k8r trial-watch` on every boot (it does nothing without a pending
 //! trial); `k8r commit` commits by hand (refused while unhealthy); `k8r bootstrap` commits
 //! before a `kubeadm upgrade apply` (after setup's etcd snapshot).
+//!
+//! Failpoints (`k8r.failpoint=` or `K8R_FAILPOINT`) stop a commit where a power cut could:
+//! [`BEFORE_COMMIT`], [`AFTER_AUTOBOOT`], [`AFTER_RECORD`].
 
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use k8r_card::image_root;
 use k8r_card::install_log::format_entry;
 use k8r_card::trial::{on_agent_check, AgentAction, Health, Phase, Trial};
+use k8r_card::{image_root, Part};
 use k8r_manifest::signature::TrustedKeys;
 
 use crate::build_info::BuildInfo;
 use crate::card::{RecoverySource, P1};
 use crate::exec::Cmd;
+use crate::failpoint::Failpoints;
 use crate::host::Host;
 use crate::kube::{Kube, APISERVER_MANIFEST};
 
@@ -35,6 +39,13 @@ pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
 /// The kubelet stand-in's pid file: how a test root (no systemd) says its kubelet runs.
 pub const STANDIN_KUBELET_PID: &str = "/run/k8r-standin/kubelet.pid";
+
+/// Failpoint: the node is healthy, nothing of the commit is written yet.
+pub const BEFORE_COMMIT: &str = "trial-before-commit";
+/// Failpoint: `autoboot.txt` points at the working system, the record still says on trial.
+pub const AFTER_AUTOBOOT: &str = "trial-after-autoboot";
+/// Failpoint: the record says committed, the build's trusted keys are not taken in yet.
+pub const AFTER_RECORD: &str = "trial-after-record";
 
 /// `TRIAL_TIMEOUT` from the node's settings, in seconds. A trial must end even when the
 /// settings cannot be read (the build under trial may be the one that broke them): then the
@@ -119,6 +130,7 @@ pub fn step(
     recovery: &RecoverySource,
     elapsed: Duration,
     timeout: Duration,
+    failpoints: &Failpoints,
 ) -> Result<Outcome> {
     let (trial, next_boot) = {
         let p1 = P1::open(host, recovery, false)?;
@@ -154,10 +166,16 @@ pub fn step(
         }
         AgentAction::Commit => {
             let t = pending(trial)?;
+            failpoints.hit(BEFORE_COMMIT)?;
             let p1 = P1::open(host, recovery, true)?;
+            // `Recovery::commit_trial`'s two steps, with a failpoint between them.
             p1.recovery()
-                .commit_trial(&t)
-                .context("committing the trial (autoboot.txt, k8r/trial)")?;
+                .set_next_boot(Part::Boot)
+                .context("committing the trial: autoboot.txt")?;
+            failpoints.hit(AFTER_AUTOBOOT)?;
+            p1.recovery()
+                .write_trial(&t.committed())
+                .context("committing the trial: k8r/trial")?;
             let _ = p1.recovery().append_install_log(&format_entry(
                 uptime(host).as_secs_f64(),
                 &t.build,
@@ -168,6 +186,7 @@ pub fn step(
                 t.build
             );
             drop(p1);
+            failpoints.hit(AFTER_RECORD)?;
             adopt_build_keys(host, recovery, &t.build);
             Ok(Outcome::Committed(t.build))
         }
@@ -250,7 +269,13 @@ fn pending(trial: Option<Trial>) -> Result<Trial> {
 /// `k8r commit`: commits a pending trial now if the node is healthy; refuses with what is
 /// missing otherwise.
 pub fn commit(host: &Host, recovery: &RecoverySource) -> Result<Outcome> {
-    match step(host, recovery, Duration::ZERO, Duration::MAX)? {
+    match step(
+        host,
+        recovery,
+        Duration::ZERO,
+        Duration::MAX,
+        &Failpoints::from_system(),
+    )? {
         Outcome::Waiting(missing) => Err(crate::bootstrap::Refused(format!(
             "not committing: not healthy yet ({} not up); `k8r status` shows the trial",
             missing.join(", ")
@@ -271,9 +296,16 @@ pub fn watch(
 ) -> Result<Outcome> {
     let start = Instant::now();
     let booted = uptime(host);
+    let failpoints = Failpoints::from_system();
     let mut said = None;
     loop {
-        let outcome = step(host, recovery, booted + start.elapsed(), timeout)?;
+        let outcome = step(
+            host,
+            recovery,
+            booted + start.elapsed(),
+            timeout,
+            &failpoints,
+        )?;
         match outcome {
             Outcome::Waiting(missing) => {
                 if said.as_ref() != Some(&missing) {
@@ -306,7 +338,13 @@ pub fn commit_before_upgrade(host: &Host, recovery: Option<&RecoverySource>) -> 
     let Some(recovery) = recovery else {
         return Ok(());
     };
-    match step(host, recovery, Duration::ZERO, Duration::MAX)? {
+    match step(
+        host,
+        recovery,
+        Duration::ZERO,
+        Duration::MAX,
+        &Failpoints::from_system(),
+    )? {
         Outcome::Waiting(missing) => Err(anyhow!(
             "not upgrading: this build's trial is not committed and the node is not healthy ({} not up)",
             missing.join(", ")

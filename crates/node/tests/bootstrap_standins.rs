@@ -739,3 +739,70 @@ fn a_commit_takes_in_the_builds_trusted_keys_for_the_next_update() {
     n.ok(&["trial-watch", "--timeout", "1", "--interval-ms", "100"]);
     assert_eq!(recovery.trust().expect("trust").keys, trusted(&[&new]));
 }
+
+#[test]
+fn a_commit_cut_short_at_each_step_is_finished_or_left_for_recovery() {
+    use k8r_card::recovery::Recovery;
+    use k8r_card::testkit::{keypair, trusted};
+    use k8r_card::trust::CardTrust;
+    // (failpoint, autoboot.txt after the cut, the record's phase after the cut)
+    let cuts = [
+        ("trial-before-commit", ON_RECOVERY, "phase=boot"),
+        ("trial-after-autoboot", ON_WORKING, "phase=boot"),
+        ("trial-after-record", ON_WORKING, "phase=committed"),
+    ];
+    for (point, autoboot, phase) in cuts {
+        let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
+        with_stored_build(&n);
+        let (old, new) = (keypair(), keypair());
+        let recovery = Recovery::new(&n.p1);
+        recovery
+            .write_trust(&CardTrust {
+                keys: trusted(&[&old]),
+                since_build: Some("b-before".into()),
+            })
+            .expect("trust");
+        n.put("usr/lib/k8r/trusted-keys", &trusted(&[&old, &new]).render());
+        n.on_trial("b-1.31.2");
+        let containerd = n.containerd();
+        let cut = n
+            .k8r(&["trial-watch", "--timeout", "60", "--interval-ms", "100"])
+            .env("K8R_FAILPOINT", point)
+            .output()
+            .expect("k8r");
+        let t = text(&cut);
+        assert!(!cut.status.success(), "{point}: {t}");
+        assert!(
+            t.contains(&format!("k8r-failpoint: {point}")),
+            "{point}: {t}"
+        );
+        assert_eq!(n.autoboot(), autoboot, "{point}");
+        assert!(n.trial().contains(phase), "{point}: {}", n.trial());
+        assert_eq!(
+            recovery.trust().expect("trust").keys,
+            trusted(&[&old]),
+            "{point}: the old keys stay until the commit is whole"
+        );
+        if autoboot == ON_RECOVERY {
+            // The power cut's reset boots recovery, which finds the trial uncommitted: the
+            // rows of k8r_card::trial's failure matrix. Nothing for the agent to finish.
+            stop(containerd);
+            continue;
+        }
+        // The next boot is the working system again (autoboot.txt says so): its agent
+        // finishes the commit.
+        let out = n.ok(&["trial-watch", "--timeout", "60", "--interval-ms", "100"]);
+        stop(containerd);
+        assert!(
+            out.contains("committed") || out.contains("no trial pending"),
+            "{point}: {out}"
+        );
+        assert_eq!(n.autoboot(), ON_WORKING, "{point}");
+        assert!(n.trial().contains("phase=committed"), "{point}");
+        assert_eq!(
+            recovery.trust().expect("trust").keys,
+            trusted(&[&old, &new]),
+            "{point}: the build's keys taken in at the next boot"
+        );
+    }
+}

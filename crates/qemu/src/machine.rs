@@ -293,6 +293,12 @@ impl Machine {
         Ok(machine)
     }
 
+    /// Replaces [`MachineConfig::extra_cmdline`] from the next boot on (a test arms a
+    /// failpoint for one boot, then clears it).
+    pub fn set_extra_cmdline(&mut self, tokens: impl Into<String>) {
+        self.cfg.extra_cmdline = tokens.into();
+    }
+
     /// The boots made so far, oldest first.
     pub fn boots(&self) -> &[BootRecord] {
         &self.boots
