@@ -181,6 +181,14 @@ impl Sysfs {
         Ok(self.dev.join(disk))
     }
 
+    /// 512-byte sectors written to block device `device` (e.g. `/dev/vda1`) since the kernel
+    /// started (sysfs `stat`, [`sectors_written`]); `None` when sysfs does not say.
+    pub fn sectors_written(&self, device: &Path) -> Option<u64> {
+        let name = device.file_name()?.to_string_lossy().into_owned();
+        let stat = std::fs::read_to_string(self.class_block.join(name).join("stat")).ok()?;
+        sectors_written(&stat)
+    }
+
     /// Reads the partitions of `disk` (e.g. `/dev/vda`) from sysfs and its disk id from its
     /// MBR.
     ///
@@ -308,3 +316,9 @@ pub fn read_label(dev: &Path, fs: Fs) -> io::Result<Option<String>> {
 #[cfg(test)]
 #[path = "disk_tests.rs"]
 mod tests;
+
+/// The sectors-written field of a block device's sysfs `stat` line (the 7th number:
+/// Documentation/block/stat.rst), always in 512-byte units.
+pub fn sectors_written(stat: &str) -> Option<u64> {
+    stat.split_whitespace().nth(6)?.parse().ok()
+}

@@ -171,3 +171,16 @@ fn labels_from_the_first_bytes() {
         None
     );
 }
+
+#[test]
+fn sectors_written_come_from_the_partitions_stat_line() {
+    // Documentation/block/stat.rst: reads, merges, sectors, ticks, then writes, merges,
+    // sectors written, ...
+    let line = "     190        0    10430       49        7        3       58       12        0      132       61        0        0        0        0        0        0\n";
+    assert_eq!(sectors_written(line), Some(58));
+    assert_eq!(sectors_written("1 2 3"), None);
+    let f = card("vda");
+    std::fs::write(f.sys.class_block.join("vda1").join("stat"), line).expect("stat");
+    assert_eq!(f.sys.sectors_written(Path::new("/dev/vda1")), Some(58));
+    assert_eq!(f.sys.sectors_written(Path::new("/dev/vda2")), None);
+}

@@ -3,7 +3,8 @@
 //! its pointer ([`store`]), the data partition's layout ([`data`]), the install attempt
 //! record and log ([`install_state`], [`install_log`]), the careful replace on a mounted FAT
 //! ([`replace`]), finding the card through sysfs ([`disk`]), and the stored image's data path:
-//! decode, range writing, read-back verification ([`stream`]).
+//! decode, range writing, read-back verification ([`stream`]), and the recovery partition's
+//! clean/dirty state and its repair after a power cut ([`fat_state`]).
 //!
 //! The builder writes cards with these facts, the recovery installer (a static aarch64 PID 1)
 //! installs from them, and the node agent updates and reinstalls through them; none of them
@@ -17,6 +18,7 @@
 pub mod data;
 pub mod digest;
 pub mod disk;
+pub mod fat_state;
 #[cfg(test)]
 mod fuzz;
 pub mod image_root;

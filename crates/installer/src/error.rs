@@ -60,6 +60,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The recovery partition's FAT state could not be read or repaired.
+    #[error("{device}: {source}")]
+    FatState {
+        /// The partition.
+        device: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: k8r_card::fat_state::FatStateError,
+    },
     /// A partition is too small for what the manifest says goes onto it.
     #[error("{device} holds {have} bytes, the image needs {need} (the card's partition table does not fit this build: reflash the card)")]
     TooSmall {

@@ -7,6 +7,8 @@ use std::time::Duration;
 /// The commit points, in install order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Point {
+    /// The attempt is being recorded: the recovery partition is mounted read-write.
+    WhileRecoveryWritable,
     /// The attempt is recorded, nothing written yet.
     AfterBegin,
     /// The first part of the root is being written.
@@ -25,7 +27,8 @@ pub(crate) enum Point {
 
 impl Point {
     /// Every point, in install order.
-    pub(crate) const ALL: [Point; 7] = [
+    pub(crate) const ALL: [Point; 8] = [
+        Point::WhileRecoveryWritable,
         Point::AfterBegin,
         Point::DuringRootWrite,
         Point::AfterRootWrite,
@@ -38,6 +41,7 @@ impl Point {
     /// The name on the command line and in the console line.
     pub(crate) const fn name(self) -> &'static str {
         match self {
+            Point::WhileRecoveryWritable => "while-p1-writable",
             Point::AfterBegin => "after-begin",
             Point::DuringRootWrite => "during-root-write",
             Point::AfterRootWrite => "after-root-write",

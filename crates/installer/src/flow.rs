@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::failpoint::{Failpoints, Point};
 use crate::install::{self, Job, Say};
 use crate::menu::{self, Action, Menu, MenuContext, Outcome};
+use crate::mounts::RecoveryMount;
 use crate::watchdog::Watchdog;
-use crate::{console, mounts, sys};
+use crate::{console, sys};
 
 /// The countdown before an automatic install.
 pub(crate) const COUNTDOWN: u32 = 5;
@@ -54,6 +55,28 @@ pub(crate) struct Ready {
     card: CardLayout,
     recovery: Recovery,
     build: Build,
+    /// The mounted recovery partition (`None` in tests over a temp dir).
+    p1: Option<RecoveryMount>,
+}
+
+impl Ready {
+    /// Runs `f` with the recovery partition writable, read-only again afterwards
+    /// ([`RecoveryMount::writing`]).
+    fn writing<T>(&self, f: impl FnOnce(&Recovery) -> Result<T>) -> Result<T> {
+        match &self.p1 {
+            Some(m) => m.writing(|| f(&self.recovery)),
+            None => f(&self.recovery),
+        }
+    }
+
+    /// Appends to the install log in its own writable moment; informational, so a failure
+    /// is ignored.
+    fn log(&self, build_id: &str, outcome: &str) {
+        let _ = self.writing(|rec| {
+            append_log(rec, build_id, outcome);
+            Ok(())
+        });
+    }
 }
 
 /// Runs PID 1. Never returns.
@@ -150,7 +173,7 @@ fn on_boot(
         }
         RecoveryPlan::StopAtMenu { reason, log } => {
             if let Some(line) = &log {
-                append_log(&r.recovery, &logged_build, line);
+                r.log(&logged_build, line);
             }
             say(&format!("{MARKER}: {reason}"));
             Some(reason)
@@ -169,10 +192,10 @@ fn before_install(
 ) -> Result<()> {
     if let Some(line) = log {
         say(&format!("{MARKER}: {line}"));
-        append_log(&r.recovery, logged_build, line);
+        r.log(logged_build, line);
     }
     if let Some(p) = pointer {
-        r.recovery.store().set_pointer(p)?;
+        r.writing(|rec| Ok(rec.store().set_pointer(p)?))?;
         r.build = r.recovery.store().current()?;
     }
     Ok(())
@@ -191,17 +214,22 @@ fn prepare(paths: &Paths, say: Say<'_>) -> Result<Ready> {
     for part in [Part::Recovery, Part::Boot, Part::Root] {
         card.part(part)?;
     }
-    let p1 = mounts::mount(
-        &card.part(Part::Recovery)?.dev,
-        &paths.recovery,
-        Part::Recovery.fs(),
-    )?;
-    let recovery = Recovery::new(&p1.keep());
+    let mut p1 = RecoveryMount::mount(&card.part(Part::Recovery)?.dev, &paths.recovery)?;
+    let recovery = Recovery::new(p1.dir());
+    // The files are read first; only a card whose store opens is repaired.
     let build = recovery.store().current()?;
+    if p1.repair_if_dirty()? {
+        say(&format!(
+            "{MARKER}: {} was not cleanly unmounted (a power cut while it was written); its \
+             files read back, so its dirty mark is cleared and its free-cluster count reset",
+            p1.dev().display()
+        ));
+    }
     Ok(Ready {
         card,
         recovery,
         build,
+        p1: Some(p1),
     })
 }
 
@@ -251,10 +279,14 @@ fn install_and_reboot(
     } else {
         Trial::new(&build, TrialKind::New)
     };
-    r.recovery.write_trial(&trial)?;
-    let (before, _) = r.recovery.install_state();
-    r.recovery.write_install_state(&before.begin(&build))?;
-    append_log(&r.recovery, &build, "install started");
+    r.writing(|rec| {
+        rec.write_trial(&trial)?;
+        let (before, _) = rec.install_state();
+        rec.write_install_state(&before.begin(&build))?;
+        append_log(rec, &build, "install started");
+        failpoints.hit(Point::WhileRecoveryWritable, say);
+        Ok(())
+    })?;
     failpoints.hit(Point::AfterBegin, say);
     let steps = || -> Result<()> {
         install::check_signature(&job, say)?;
@@ -267,23 +299,35 @@ fn install_and_reboot(
     };
     if let Err(cause) = steps() {
         say(&format!("{MARKER}: install failed: {cause}"));
-        let (state, _) = r.recovery.install_state();
-        let _ = r
-            .recovery
-            .write_install_state(&state.fail(&cause.to_string()));
-        append_log(&r.recovery, &build, &format!("failed: {cause}"));
+        let _ = r.writing(|rec| {
+            let (state, _) = rec.install_state();
+            let _ = rec.write_install_state(&state.fail(&cause.to_string()));
+            append_log(rec, &build, &format!("failed: {cause}"));
+            Ok(())
+        });
         return Err(cause);
     }
     failpoints.hit(Point::BeforeFlip, say);
-    let (state, _) = r.recovery.install_state();
-    r.recovery.write_install_state(&state.succeed())?;
-    r.recovery.write_trial(&trial.booting())?;
-    append_log(
-        &r.recovery,
-        &build,
-        "verified; booting it on trial (autoboot.txt stays on recovery until the node commits)",
-    );
+    r.writing(|rec| {
+        let (state, _) = rec.install_state();
+        rec.write_install_state(&state.succeed())?;
+        rec.write_trial(&trial.booting())?;
+        append_log(
+            rec,
+            &build,
+            "verified; booting it on trial (autoboot.txt stays on recovery until the node commits)",
+        );
+        Ok(())
+    })?;
     sys::sync();
+    if let Some(n) =
+        r.p1.as_ref()
+            .and_then(|m| paths.sysfs.sectors_written(m.dev()))
+    {
+        say(&format!(
+            "{MARKER}: {n} sectors written to the recovery partition this boot"
+        ));
+    }
     failpoints.hit(Point::AfterFlip, say);
     say(&format!(
         "{MARKER}: install verified, rebooting into the working system on trial"
@@ -441,21 +485,23 @@ fn boot_working(ready: Option<&Ready>) -> Result<&Ready> {
     if !r.recovery.install_state().0.last_install_verified() {
         return Err(Error::NotVerified);
     }
-    let outcome = match r.recovery.trial().0.filter(Trial::pending) {
-        Some(t) => {
-            r.recovery.commit_trial(&t)?;
-            format!(
-                "operator chose the working system (build {} committed by hand)",
-                t.build
-            )
-        }
-        None => {
-            r.recovery.set_next_boot(Part::Boot)?;
-            "operator chose the working system".to_owned()
-        }
-    };
-    sys::sync();
-    append_log(&r.recovery, &r.build.manifest.build_id, &outcome);
+    r.writing(|rec| {
+        let outcome = match rec.trial().0.filter(Trial::pending) {
+            Some(t) => {
+                rec.commit_trial(&t)?;
+                format!(
+                    "operator chose the working system (build {} committed by hand)",
+                    t.build
+                )
+            }
+            None => {
+                rec.set_next_boot(Part::Boot)?;
+                "operator chose the working system".to_owned()
+            }
+        };
+        append_log(rec, &r.build.manifest.build_id, &outcome);
+        Ok(())
+    })?;
     Ok(r)
 }
 
@@ -484,6 +530,7 @@ mod tests {
             },
             build: store.current().expect("current"),
             recovery,
+            p1: None,
         }
     }
 

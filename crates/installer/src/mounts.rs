@@ -106,6 +106,91 @@ impl Drop for Mounted {
     }
 }
 
+/// The recovery partition as PID 1 holds it: mounted read-only for the whole boot, and
+/// read-write only while [`RecoveryMount::writing`] runs. Linux marks a FAT volume dirty for as
+/// long as it is mounted read-write and never clears a mark it found at mount, so a power cut
+/// outside those moments leaves p1 clean, and one inside them is repaired at the next boot
+/// ([`RecoveryMount::repair_if_dirty`]).
+#[derive(Debug)]
+pub(crate) struct RecoveryMount {
+    dev: PathBuf,
+    dir: PathBuf,
+}
+
+impl RecoveryMount {
+    /// Mounts `dev` read-only on `dir`, for good.
+    pub(crate) fn mount(dev: &Path, dir: &Path) -> Result<RecoveryMount> {
+        let m = mount_with(dev, dir, Fs::Fat32, Flags::RDONLY, "")?;
+        Ok(RecoveryMount {
+            dev: dev.to_path_buf(),
+            dir: m.keep(),
+        })
+    }
+
+    /// The mount point.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The partition's device.
+    pub(crate) fn dev(&self) -> &Path {
+        &self.dev
+    }
+
+    /// Runs `f` with the partition writable: remounted read-write (with dirsync), then synced
+    /// and remounted read-only, which clears the volume's dirty mark. `f`'s error wins over
+    /// the remount's.
+    pub(crate) fn writing<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        sys::remount(&self.dir, flags(Fs::Fat32))
+            .map_err(Error::io("remount read-write", &self.dir))?;
+        let out = f();
+        sys::sync();
+        let back = sys::remount(&self.dir, flags(Fs::Fat32) | Flags::RDONLY)
+            .map_err(Error::io("remount read-only", &self.dir));
+        let value = out?;
+        back?;
+        Ok(value)
+    }
+
+    /// When the volume is marked dirty (a power cut while it was writable): unmounts it,
+    /// clears the mark and forgets the free-cluster count in place
+    /// ([`k8r_card::fat_state::repair`]), and mounts it read-only again. The caller has read
+    /// its files first. Returns whether it repaired.
+    pub(crate) fn repair_if_dirty(&mut self) -> Result<bool> {
+        let state = std::fs::File::open(&self.dev)
+            .map_err(Error::io("open", &self.dev))
+            .and_then(|mut f| {
+                k8r_card::fat_state::inspect(&mut f).map_err(|e| Error::FatState {
+                    device: self.dev.clone(),
+                    source: e,
+                })
+            })?;
+        if !state.dirty {
+            return Ok(false);
+        }
+        sys::sync();
+        sys::umount(&self.dir).map_err(Error::io("umount", &self.dir))?;
+        let repaired = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&self.dev)
+            .map_err(Error::io("open", &self.dev))
+            .and_then(|mut f| {
+                k8r_card::fat_state::repair(&mut f, |f| f.sync_data())
+                    .map(|_| ())
+                    .map_err(|e| Error::FatState {
+                        device: self.dev.clone(),
+                        source: e,
+                    })
+            });
+        // Mounted again whatever the repair did: PID 1 needs its files.
+        let again = mount_with(&self.dev, &self.dir, Fs::Fat32, Flags::RDONLY, "");
+        repaired?;
+        again?.keep();
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,12 @@ pub(crate) fn mount(
     Ok(())
 }
 
+/// `mount(2)` with `MS_REMOUNT`: the filesystem on `target` gets `flags` (read-only or not).
+pub(crate) fn remount(target: &Path, flags: MountFlags) -> io::Result<()> {
+    rustix::mount::mount_remount(target, flags, c"")?;
+    Ok(())
+}
+
 /// `umount2(2)` with no flags.
 pub(crate) fn umount(target: &Path) -> io::Result<()> {
     rustix::mount::unmount(target, UnmountFlags::empty())?;

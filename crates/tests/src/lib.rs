@@ -58,6 +58,41 @@ pub fn fat_partition(card: &Path, number: u8) -> Result<FatImage, ImageError> {
     })
 }
 
+/// Checks partition `number` of `card` with the reference checker, read-only: `fsck.fat -n`
+/// for FAT, `e2fsck -fn` for ext4 (`fat` says which). The partition is copied out first
+/// beside the card (neither tool takes an offset). Returns whether it is clean, and what the tool printed.
+pub fn fsck_partition(card: &Path, number: u8, fat: bool) -> (bool, String) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let part = card::partition(card, number).expect("partition");
+    let copy = card.with_extension(format!("p{number}.fsck"));
+    let mut from = std::fs::File::open(card).expect("card");
+    from.seek(SeekFrom::Start(part.byte_offset()))
+        .expect("seek");
+    let mut to = std::fs::File::create(&copy).expect("copy");
+    std::io::copy(&mut from.take(part.byte_len()), &mut to).expect("copy partition");
+    to.flush().expect("flush");
+    let mut cmd = if fat {
+        let mut c = std::process::Command::new("fsck.fat");
+        c.arg("-n");
+        c
+    } else {
+        let mut c = std::process::Command::new("e2fsck");
+        c.arg("-fn");
+        c
+    };
+    let out = cmd
+        .arg(&copy)
+        .output()
+        .expect("fsck (dosfstools, e2fsprogs)");
+    let _ = std::fs::remove_file(&copy);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// The host `k8r-builder` program (a debug build, made by `cargo xtask test`).
 pub fn builder_bin() -> PathBuf {
     let path = target_dir().join("debug/k8r-builder");

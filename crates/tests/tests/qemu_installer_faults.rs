@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8r_builder::image::card::{extract_partition, partition};
 use k8r_manifest::Manifest;
 use k8r_qemu::{Machine, MachineConfig, Profile};
-use k8r_tests::{assemble_card, fat_partition, scratch, stored, Built, BASE_2404};
+use k8r_tests::{assemble_card, fat_partition, fsck_partition, scratch, stored, Built, BASE_2404};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -155,39 +155,72 @@ fn a_flipped_byte_in_the_image_is_refused() {
     assert_eq!(autoboot(&built), ON_RECOVERY);
 }
 
+/// Two power cuts, then an install: one while the recovery partition is writable (the
+/// attempt record being written), one in the middle of the root's write (p1 read-only then).
+/// The first leaves p1 marked dirty, and the next boot repairs it once its files read back;
+/// the second leaves p1 clean. After the install p1, p2 and p3 pass the reference checkers.
 #[test]
-fn a_power_cut_mid_write_is_redone_on_the_next_boot() {
+fn power_cuts_mid_install_are_redone_and_leave_every_filesystem_clean() {
     let built = assemble_card("fault-power-cut", BASE_2404, "");
-    add_to_recovery_cmdline(&built, "k8r.failpoint=during-root-write");
+    add_to_recovery_cmdline(&built, "k8r.failpoint=while-p1-writable");
     let mut vm = Machine::start(MachineConfig::new(
         "fault-power-cut",
         &built.card,
         Profile::Virt,
     ))
     .expect("boot");
-    vm.expect("k8r: writing root", WAIT)
-        .expect("write in progress");
-    vm.expect("k8r-failpoint: during-root-write", WAIT)
+    vm.expect("k8r-failpoint: while-p1-writable", WAIT)
+        .expect("stopped with p1 writable");
+    vm.power_cut();
+    let (clean, fsck) = fsck_partition(&built.card, 1, true);
+    assert!(
+        !clean && fsck.contains("Dirty bit"),
+        "cut while writable: {fsck}"
+    );
+
+    remove_from_recovery_cmdline(&built, "k8r.failpoint=while-p1-writable");
+    add_to_recovery_cmdline(&built, "k8r.failpoint=during-root-write");
+    vm.power_on().expect("power on");
+    let text = vm
+        .expect("k8r-failpoint: during-root-write", WAIT)
         .expect("stopped mid-write");
+    assert!(
+        text.contains("was not cleanly unmounted"),
+        "p1 repaired at boot: {text}"
+    );
     vm.power_cut();
     assert_eq!(autoboot(&built), ON_RECOVERY);
+    let (clean, fsck) = fsck_partition(&built.card, 1, true);
+    assert!(clean, "a cut while p1 is read-only leaves it clean: {fsck}");
+
     remove_from_recovery_cmdline(&built, "k8r.failpoint=during-root-write");
     vm.power_on().expect("power on");
     let text = vm
         .expect("K8R-RECOVERY: install verified, rebooting", WAIT)
         .expect("redone");
     assert!(
-        text.contains("attempt 2 of 3"),
-        "the interrupted attempt counted: {text}"
+        text.contains("attempt 3 of 3"),
+        "both interrupted attempts counted: {text}"
+    );
+    assert!(
+        text.contains("sectors written to the recovery partition this boot"),
+        "{text}"
     );
     vm.expect("K8R-FIXTURE-ROOT:", WAIT)
         .expect("working system");
     let parts: Vec<u8> = vm.boots().iter().map(|b| b.choice.partition).collect();
     assert_eq!(
         parts,
-        vec![1, 1, 2],
-        "cut → recovery again → working system"
+        vec![1, 1, 1, 2],
+        "cut → cut → recovery again → working system"
     );
+    vm.expect("# ", WAIT).expect("prompt");
+    vm.send("poweroff").expect("poweroff");
+    vm.wait_for_poweroff(WAIT).expect("power off");
+    for (n, fat) in [(1, true), (2, true), (3, false)] {
+        let (clean, fsck) = fsck_partition(&built.card, n, fat);
+        assert!(clean, "p{n} after the install: {fsck}");
+    }
 }
 
 #[test]
