@@ -117,24 +117,8 @@ impl P1 {
                     .with_context(|| format!("creating {}", dir.display()))?;
                 // A leftover mount of an interrupted run: reuse nothing, start clean.
                 let _ = rustix::mount::unmount(&dir, UnmountFlags::DETACH);
-                let flags = if write {
-                    MountFlags::DIRSYNC
-                        | MountFlags::NOEXEC
-                        | MountFlags::NOSUID
-                        | MountFlags::NODEV
-                } else {
-                    MountFlags::RDONLY | MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV
-                };
-                rustix::mount::mount(dev, &dir, "vfat", flags, c"")
-                    .or_else(|_| rustix::mount::mount(dev, &dir, "vfat", flags, c"iocharset=utf8"))
-                    .with_context(|| {
-                        format!(
-                            "mounting the recovery partition {} on {} ({})",
-                            dev.display(),
-                            dir.display(),
-                            if write { "read-write" } else { "read-only" }
-                        )
-                    })?;
+                repair_if_dirty(dev, &dir);
+                mount_p1(dev, &dir, write)?;
                 Ok(P1 {
                     recovery: Recovery::new(&dir),
                     mounted: Some(dir),
@@ -159,6 +143,104 @@ impl Drop for P1 {
             }
         }
     }
+}
+
+/// Mounts p1 `dev` on `dir`, read-write (with dirsync) when `write`, else read-only.
+fn mount_p1(dev: &Path, dir: &Path, write: bool) -> Result<()> {
+    let base = MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV;
+    let flags = if write {
+        base | MountFlags::DIRSYNC
+    } else {
+        base | MountFlags::RDONLY
+    };
+    rustix::mount::mount(dev, dir, "vfat", flags, c"")
+        .or_else(|_| rustix::mount::mount(dev, dir, "vfat", flags, c"iocharset=utf8"))
+        .with_context(|| {
+            format!(
+                "mounting the recovery partition {} on {} ({})",
+                dev.display(),
+                dir.display(),
+                if write { "read-write" } else { "read-only" }
+            )
+        })
+}
+
+/// A power cut while p1 was mounted read-write (by this agent or by recovery) leaves it marked
+/// dirty for good, its free-cluster count possibly wrong, and (a cut while `update-image`
+/// writes the store) clusters allocated to a file whose directory entry never got them
+/// (`k8r_card::fat_state`). Once its files read (the store pointer parses), the unmounted
+/// partition is repaired: by the system's `fsck.fat -a` when it has one (Ubuntu's image does:
+/// it reclaims lost clusters too), else by the mark and count repair the installer does.
+/// Failures are logged: the card still works dirty, and the next look tries again.
+fn repair_if_dirty(dev: &Path, dir: &Path) {
+    let dirty = File::open(dev)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut f| Ok(k8r_card::fat_state::inspect(&mut f)?))
+        .is_ok_and(|s| s.dirty);
+    if !dirty {
+        return;
+    }
+    let files_read = mount_p1(dev, dir, false).is_ok_and(|()| {
+        let ok = Recovery::new(dir).store().pointer().is_ok();
+        rustix::fs::sync();
+        let _ = rustix::mount::unmount(dir, UnmountFlags::empty());
+        ok
+    });
+    if !files_read {
+        log::warn!(
+            "the recovery partition {} is marked dirty and its store pointer does not read: left for recovery",
+            dev.display()
+        );
+        return;
+    }
+    let what = "was not cleanly unmounted (a power cut while it was written); its files read back";
+    match fsck_fat(dev) {
+        Some(Ok(out)) => log::warn!(
+            "the recovery partition {} {what}, so fsck.fat -a repaired it: {}",
+            dev.display(),
+            crate::exec::tail(&out.text(), 4).replace('\n', "; ")
+        ),
+        Some(Err(e)) => log::warn!("repairing the recovery partition {}: {e}", dev.display()),
+        None => {
+            let repaired = File::options()
+                .read(true)
+                .write(true)
+                .open(dev)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut f| Ok(k8r_card::fat_state::repair(&mut f, |f| f.sync_data())?));
+            match repaired {
+                Ok(_) => log::warn!(
+                    "the recovery partition {} {what}, so its dirty mark is cleared and its free-cluster count reset",
+                    dev.display()
+                ),
+                Err(e) => log::warn!("repairing the recovery partition {}: {e:#}", dev.display()),
+            }
+        }
+    }
+}
+
+/// `fsck.fat -a -w DEV` (repair automatically, write at once) when the system has it: `None`
+/// without it. Exit 0 (clean) and 1 (errors corrected) are success.
+fn fsck_fat(dev: &Path) -> Option<Result<crate::exec::Output, crate::exec::ExecError>> {
+    let program = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())?;
+    let cmd = crate::exec::Cmd::new(program)
+        .args(["-a", "-w"])
+        .args([dev.to_string_lossy().into_owned()]);
+    Some(cmd.run_status().and_then(|out| {
+        if out.code == 0 || out.code == 1 {
+            Ok(out)
+        } else {
+            Err(crate::exec::ExecError::Failed {
+                command: cmd.display(),
+                code: out.code,
+                tail: crate::exec::tail(&out.text(), 6),
+                output: out,
+            })
+        }
+    }))
 }
 
 /// One agent at a time on the recovery partition: an exclusive `flock` on a file under
