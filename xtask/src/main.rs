@@ -1,4 +1,5 @@
-//! `cargo xtask setup|fixtures|test|demo`: everything a newcomer runs, in one place.
+//! `cargo xtask setup|fixtures|test|demo|build-image|bench|fuzz|soak`: everything a newcomer
+//! runs, in one place.
 
 mod apt;
 mod bench;
@@ -8,6 +9,7 @@ mod fixtures;
 mod fuzz;
 mod kernel;
 mod setup;
+mod soak;
 mod test;
 
 use std::path::PathBuf;
@@ -59,6 +61,10 @@ enum Task {
     /// seconds; prints per target the executions, the time and the findings, and fails on a
     /// finding. `--list` names the targets.
     Fuzz(fuzz::FuzzArgs),
+    /// Cut the power at random moments (seeded) in the first install, `update-image` staging
+    /// and a trial's commit, in QEMU, and check after each that the node ends committed with
+    /// every filesystem clean; a failure prints the seed that replays it.
+    Soak(soak::SoakArgs),
     /// Show the story so far: boot the fixture card through the QEMU harness and show its
     /// console.
     Demo,
@@ -85,6 +91,7 @@ fn run(task: Task) -> Result<()> {
         Task::BuildImage { args } => build_image::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Soak(args) => soak::run(&args),
     }
 }
 

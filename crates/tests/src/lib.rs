@@ -62,15 +62,8 @@ pub fn fat_partition(card: &Path, number: u8) -> Result<FatImage, ImageError> {
 /// for FAT, `e2fsck -fn` for ext4 (`fat` says which). The partition is copied out first
 /// beside the card (neither tool takes an offset). Returns whether it is clean, and what the tool printed.
 pub fn fsck_partition(card: &Path, number: u8, fat: bool) -> (bool, String) {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let part = card::partition(card, number).expect("partition");
     let copy = card.with_extension(format!("p{number}.fsck"));
-    let mut from = std::fs::File::open(card).expect("card");
-    from.seek(SeekFrom::Start(part.byte_offset()))
-        .expect("seek");
-    let mut to = std::fs::File::create(&copy).expect("copy");
-    std::io::copy(&mut from.take(part.byte_len()), &mut to).expect("copy partition");
-    to.flush().expect("flush");
+    card::extract_partition(card, number, &copy).expect("copy the partition out");
     let mut cmd = if fat {
         let mut c = std::process::Command::new("fsck.fat");
         c.arg("-n");
