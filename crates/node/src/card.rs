@@ -117,16 +117,18 @@ impl P1 {
                     .with_context(|| format!("creating {}", dir.display()))?;
                 // A leftover mount of an interrupted run: reuse nothing, start clean.
                 let _ = rustix::mount::unmount(&dir, UnmountFlags::DETACH);
+                let p1_fs = Part::Recovery.fs();
                 let flags = if write {
-                    MountFlags::DIRSYNC
+                    p1_fs.mount_flags()
                         | MountFlags::NOEXEC
                         | MountFlags::NOSUID
                         | MountFlags::NODEV
                 } else {
                     MountFlags::RDONLY | MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV
                 };
-                rustix::mount::mount(dev, &dir, "vfat", flags, c"")
-                    .or_else(|_| rustix::mount::mount(dev, &dir, "vfat", flags, c"iocharset=utf8"))
+                let fstype = p1_fs.mount_type();
+                rustix::mount::mount(dev, &dir, fstype, flags, c"")
+                    .or_else(|_| rustix::mount::mount(dev, &dir, fstype, flags, c"iocharset=utf8"))
                     .with_context(|| {
                         format!(
                             "mounting the recovery partition {} on {} ({})",
