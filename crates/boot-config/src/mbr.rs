@@ -21,7 +21,8 @@ pub const ALIGN_SECTORS: u32 = 2048;
 
 const TABLE_OFFSET: usize = 0x1BE;
 const ENTRY_LEN: usize = 16;
-const GPT_PROTECTIVE: u8 = 0xEE;
+/// The partition type id of a GPT disk's protective MBR entry.
+pub const GPT_PROTECTIVE: u8 = 0xEE;
 
 /// Errors from parsing or validating an MBR.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -143,9 +144,8 @@ pub fn is_fat_type(type_id: u8) -> bool {
     matches!(type_id, 0x01 | 0x04 | 0x06 | 0x0b | 0x0c | 0x0e | 0xef)
 }
 
-/// Reads the header of the first sector through `mbrman`, with k8r's messages for the usual
-/// failures.
-fn read_header(sector0: &[u8]) -> Result<MBRHeader, MbrError> {
+/// Checks that `sector0` is at least 512 bytes with the boot signature `55 AA`.
+fn check_signature(sector0: &[u8]) -> Result<(), MbrError> {
     if sector0.len() < 512 {
         return Err(MbrError::TooShort { len: sector0.len() });
     }
@@ -153,6 +153,26 @@ fn read_header(sector0: &[u8]) -> Result<MBRHeader, MbrError> {
     if found != [0x55, 0xAA] {
         return Err(MbrError::BadSignature { found });
     }
+    Ok(())
+}
+
+/// The type ids of the four primary entries as they stand in `sector0`, whatever the rest of
+/// each entry holds (a damaged status byte, zero sectors): what a sniffer classifies a disk by
+/// (a GPT protective entry, no partitions at all) before [`Mbr::parse`] reads the table.
+///
+/// # Errors
+/// [`MbrError::TooShort`] or [`MbrError::BadSignature`]: `sector0` is not an MBR.
+pub fn entry_types(sector0: &[u8]) -> Result<[u8; 4], MbrError> {
+    check_signature(sector0)?;
+    Ok(std::array::from_fn(|i| {
+        sector0[TABLE_OFFSET + i * ENTRY_LEN + 4]
+    }))
+}
+
+/// Reads the header of the first sector through `mbrman`, with k8r's messages for the usual
+/// failures.
+fn read_header(sector0: &[u8]) -> Result<MBRHeader, MbrError> {
+    check_signature(sector0)?;
     MBRHeader::read_from(&mut Cursor::new(&sector0[..512])).map_err(|e| match e {
         mbrman::Error::InvalidBootFlag => {
             let (number, flag) = (0..4u8)
@@ -370,6 +390,22 @@ mod tests {
         let err = Mbr::parse(&gpt).expect_err("GPT refused");
         assert_eq!(err, MbrError::GptProtective { number: 2 });
         assert!(err.to_string().contains("GPT"));
+    }
+
+    #[test]
+    fn entry_types_read_every_entry_as_it_stands() {
+        let mut sector = sample().render();
+        // A type with zero sectors and a damaged status byte: parse would skip or refuse them.
+        sector[0x1BE + 3 * 16 + 4] = 0x83;
+        sector[0x1BE + 16] = 0x12;
+        assert_eq!(entry_types(&sector), Ok([0x0c, 0x0c, 0x83, 0x83]));
+        sector[0x1BE + 4] = GPT_PROTECTIVE;
+        assert_eq!(entry_types(&sector), Ok([0xee, 0x0c, 0x83, 0x83]));
+        assert_eq!(entry_types(&[0; 100]), Err(MbrError::TooShort { len: 100 }));
+        assert_eq!(
+            entry_types(&[0; 512]),
+            Err(MbrError::BadSignature { found: [0, 0] })
+        );
     }
 
     #[test]

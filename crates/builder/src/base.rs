@@ -9,6 +9,7 @@ use k8r_boot_config::firmware::{select_boot, BootChoice, BootRequest, CardView, 
 use k8r_boot_config::firmware::{DirFiles, PartitionKind, PartitionView};
 use k8r_boot_config::mbr::{is_fat_type, Mbr, MbrPartition};
 use k8r_boot_config::Board;
+use k8r_card::layout::{BOOT_LABEL, ROOT_LABEL};
 
 use crate::image::fat::FatImage;
 use crate::image::{card, ImageError};
@@ -112,7 +113,7 @@ pub enum BaseError {
         path: PathBuf,
     },
     /// The layout is not the Ubuntu one.
-    #[error("{path}: {problem} (expected Ubuntu Server for Raspberry Pi: MBR, a FAT `system-boot` partition and an ext4 `writable` partition; is it an uncompressed .img?)")]
+    #[error("{path}: {problem} (expected Ubuntu Server for Raspberry Pi: MBR, a FAT `{BOOT_LABEL}` partition and an ext4 `{ROOT_LABEL}` partition; is it an uncompressed .img?)")]
     Layout {
         /// The image.
         path: PathBuf,

@@ -8,8 +8,8 @@
 /// The first line of a log that lost its oldest entries.
 pub const DROPPED_MARKER: &str = "... (older entries dropped)";
 
-/// A sensible bound for `k8r/install.log`.
-pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+/// The bound of `k8r/install.log` (the partition also holds the image store and the firmware).
+pub const MAX_BYTES: usize = 64 * 1024;
 
 /// Appends `entry` to `existing` and keeps the result within `max_bytes`.
 ///
@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(out, format!("{DROPPED_MARKER}\nold line\n{entry}"));
         // The second case the target found: a torn second marker line, with room to spare.
         let torn = format!("{DROPPED_MARKER}\n{DROPPED_MARKER}");
-        let out = append_bounded(&torn, entry, DEFAULT_MAX_BYTES);
+        let out = append_bounded(&torn, entry, MAX_BYTES);
         assert_eq!(out, format!("{DROPPED_MARKER}\n{entry}"));
     }
 

@@ -26,8 +26,8 @@
 
 use std::fmt;
 
-/// The default number of install attempts before the installer stops at the menu.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Failed install attempts after which the installer stops at its menu instead of looping.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// How the last install attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -260,7 +260,7 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
-    const MAX: u32 = DEFAULT_MAX_ATTEMPTS;
+    const MAX: u32 = MAX_ATTEMPTS;
 
     #[test]
     fn empty_text_is_a_fresh_card_without_warning() {

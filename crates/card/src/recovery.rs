@@ -40,10 +40,6 @@ pub const INSTALL_STATE_FILE: &str = "install-state";
 pub const TRIAL_FILE: &str = "trial";
 /// The install log's name in [`K8R_DIR`].
 pub const INSTALL_LOG_FILE: &str = "install.log";
-/// Bound of the install log (the partition also holds the image store and the firmware).
-pub const INSTALL_LOG_MAX: usize = 64 * 1024;
-/// Failed install attempts after which the installer stops at its menu instead of looping.
-pub const MAX_ATTEMPTS: u32 = 3;
 /// The recovery initramfs file.
 pub const RECOVERY_INITRAMFS: &str = "k8r-recovery.img";
 /// This node's own settings, beside the image store.
@@ -211,12 +207,12 @@ impl Recovery {
     }
 
     /// Appends one entry (see [`install_log::format_entry`]) to the install log, keeping it
-    /// within [`INSTALL_LOG_MAX`].
+    /// within [`install_log::MAX_BYTES`].
     ///
     /// # Errors
     /// The careful replace failed.
     pub fn append_install_log(&self, entry: &str) -> Result<(), ReplaceError> {
-        let text = install_log::append_bounded(&self.install_log(), entry, INSTALL_LOG_MAX);
+        let text = install_log::append_bounded(&self.install_log(), entry, install_log::MAX_BYTES);
         self.ensure_k8r_dir()?;
         careful_replace(&self.k8r_dir(), INSTALL_LOG_FILE, text.as_bytes())
     }
@@ -333,7 +329,7 @@ mod tests {
             r.append_install_log(&install_log::format_entry(f64::from(i), "b1", &long))
                 .expect("append");
         }
-        assert!(r.install_log().len() <= INSTALL_LOG_MAX);
+        assert!(r.install_log().len() <= install_log::MAX_BYTES);
     }
 
     #[test]

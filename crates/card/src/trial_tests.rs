@@ -1,5 +1,5 @@
 use super::*;
-use crate::install_state::DEFAULT_MAX_ATTEMPTS as MAX;
+use crate::install_state::MAX_ATTEMPTS as MAX;
 
 const MIN: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(600);

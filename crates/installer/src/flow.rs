@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use k8r_card::disk::{CardLayout, Sysfs};
 use k8r_card::install_log::format_entry;
-use k8r_card::recovery::{Recovery, MAX_ATTEMPTS};
+use k8r_card::install_state::MAX_ATTEMPTS;
+use k8r_card::recovery::Recovery;
 use k8r_card::store::Build;
 use k8r_card::trial::{self, RecoveryPlan, Trial, TrialKind};
 use k8r_card::{layout, stream, Part};

@@ -2,11 +2,9 @@
 //! step (early returns and errors included), so no step leaves a filesystem mounted or its
 //! writes in the page cache.
 //!
-//! FAT is mounted with `MS_DIRSYNC`: Linux's vfat writes a renamed or created directory entry
-//! only when its buffer is written back, and `fsync` on the directory does not force it (found
-//! in QEMU: a power cut seconds after a careful replace lost the attempt record). With dirsync,
-//! every directory change is written before the call returns; the careful replace's `sync(2)`
-//! stays as the second line.
+//! Every mount takes the card crate's flags for its filesystem ([`Fs::mount_flags`]): FAT is
+//! mounted with `MS_DIRSYNC`, so a careful replace's directory changes reach the card before
+//! the call returns.
 
 use std::path::{Path, PathBuf};
 
@@ -14,14 +12,6 @@ use k8r_card::Fs;
 
 use crate::error::{Error, Result};
 use crate::sys::{self, Flags};
-
-/// The flags k8r mounts a filesystem of the card with.
-pub(crate) fn flags(fs: Fs) -> Flags {
-    match fs {
-        Fs::Fat32 => Flags::DIRSYNC,
-        Fs::Ext4 => Flags::empty(),
-    }
-}
 
 /// Mounts `device` (a partition of the card with filesystem `fs`) on `dir` (created). FAT is
 /// mounted with UTF-8 names when the kernel has `nls_utf8`, else with the kernel's default
@@ -42,7 +32,7 @@ pub(crate) fn mount_with(
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     let source = device.to_string_lossy();
     let fstype = fs.mount_type();
-    let flags = flags(fs) | extra;
+    let flags = fs.mount_flags() | extra;
     let first = if fs == Fs::Fat32 && data.is_empty() {
         "iocharset=utf8"
     } else {
@@ -141,11 +131,11 @@ impl RecoveryMount {
     /// and remounted read-only, which clears the volume's dirty mark. `f`'s error wins over
     /// the remount's.
     pub(crate) fn writing<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        sys::remount(&self.dir, flags(Fs::Fat32))
+        sys::remount(&self.dir, Fs::Fat32.mount_flags())
             .map_err(Error::io("remount read-write", &self.dir))?;
         let out = f();
         sys::sync();
-        let back = sys::remount(&self.dir, flags(Fs::Fat32) | Flags::RDONLY)
+        let back = sys::remount(&self.dir, Fs::Fat32.mount_flags() | Flags::RDONLY)
             .map_err(Error::io("remount read-only", &self.dir));
         let value = out?;
         back?;
@@ -194,12 +184,6 @@ impl RecoveryMount {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fat_is_mounted_with_dirsync_and_ext4_without() {
-        assert!(flags(Fs::Fat32).contains(Flags::DIRSYNC));
-        assert!(!flags(Fs::Ext4).contains(Flags::DIRSYNC));
-    }
 
     #[test]
     fn a_failed_mount_names_device_and_dir() {

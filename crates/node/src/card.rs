@@ -147,14 +147,16 @@ impl Drop for P1 {
 
 /// Mounts p1 `dev` on `dir`, read-write (with dirsync) when `write`, else read-only.
 fn mount_p1(dev: &Path, dir: &Path, write: bool) -> Result<()> {
+    let fs = Part::Recovery.fs();
     let base = MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV;
     let flags = if write {
-        base | MountFlags::DIRSYNC
+        base | fs.mount_flags()
     } else {
         base | MountFlags::RDONLY
     };
-    rustix::mount::mount(dev, dir, "vfat", flags, c"")
-        .or_else(|_| rustix::mount::mount(dev, dir, "vfat", flags, c"iocharset=utf8"))
+    let fstype = fs.mount_type();
+    rustix::mount::mount(dev, dir, fstype, flags, c"")
+        .or_else(|_| rustix::mount::mount(dev, dir, fstype, flags, c"iocharset=utf8"))
         .with_context(|| {
             format!(
                 "mounting the recovery partition {} on {} ({})",

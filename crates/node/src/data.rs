@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use k8r_card::data::{self, DATA_MOUNT};
+use k8r_card::Part;
 use rustix::mount::MountFlags;
 
 use crate::host::{write_atomic, Host};
@@ -134,7 +135,9 @@ pub fn mount(host: &Host, dev: &Path) -> Result<Data> {
     let dir = host.path(DATA_MOUNT);
     if !is_mounted(host, &dir) {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        rustix::mount::mount(dev, &dir, "ext4", MountFlags::NOATIME, c"").with_context(|| {
+        let data_fs = Part::Data.fs();
+        let flags = data_fs.mount_flags() | MountFlags::NOATIME;
+        rustix::mount::mount(dev, &dir, data_fs.mount_type(), flags, c"").with_context(|| {
             format!(
                 "mounting the data partition {} on {}",
                 dev.display(),

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use k8r_boot_config::mbr::{Mbr, ALIGN_SECTORS};
+use k8r_card::layout::DATA_LABEL;
 
 use crate::exec::Cmd;
 
@@ -45,7 +46,7 @@ pub struct Plan {
 pub fn plan(sector0: &[u8], disk_sectors: u64) -> Result<Option<Plan>> {
     let mbr = Mbr::parse(sector0).context("reading the card's partition table")?;
     let Some(p4) = mbr.partitions[3] else {
-        bail!("the card has no partition 4 (k8r-data): reflash it with a k8r-built image");
+        bail!("the card has no partition 4 ({DATA_LABEL}): reflash it with a k8r-built image");
     };
     if let Some((n, _)) = mbr
         .numbered()

@@ -29,6 +29,7 @@ pub fn hex(n: usize) -> Result<String> {
 }
 
 /// Lowercase hex of `data`.
+// Own copy, not `k8r_card::digest::hex`: the stand-ins depend on no k8r crate.
 pub fn to_hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use k8r_builder::artefacts;
 use k8r_builder::image::used_ranges::used_ranges;
+use k8r_card::layout::BOOT_LABEL;
 
 /// Where the host files come from, in this order.
 const SOURCES: [&str; 3] = ["/usr/lib", "/usr/bin", "/usr/share"];
@@ -148,7 +149,7 @@ fn make_card(dir: &Path, input: &Input) -> Result<()> {
         &boot,
         &k8r_builder::image::fat::FatSpec {
             size: 256 << 20,
-            label: "system-boot".into(),
+            label: BOOT_LABEL.into(),
             volume_id: 0x6b38_7262,
         },
     )?;

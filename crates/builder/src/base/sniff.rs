@@ -2,6 +2,8 @@
 //! read it as a disk: compressed data, an archive, an installer ISO, a GPT disk, or too small.
 //! Pure: the caller reads [`HEAD_LEN`] bytes (fewer if the file is shorter).
 
+use k8r_boot_config::mbr;
+
 /// How many leading bytes [`sniff`] looks at (the ISO 9660 volume descriptor is at 32 KiB).
 pub const HEAD_LEN: usize = 64 * 1024;
 
@@ -97,11 +99,10 @@ pub fn sniff(head: &[u8], len: u64) -> Result<(), NotADisk> {
     if len < MIN_IMAGE_BYTES || head.len() < 512 {
         return Err(NotADisk::TooSmall);
     }
-    if head[510..512] != [0x55, 0xaa] {
-        return Err(NotADisk::NoPartitionTable);
-    }
-    let types: Vec<u8> = (0..4).map(|i| head[446 + 16 * i + 4]).collect();
-    if types.contains(&0xee) {
+    // The type bytes alone, not `Mbr::parse`: that stops at a damaged status byte before it
+    // looks for a GPT entry, and skips entries with no sectors.
+    let types = mbr::entry_types(head).map_err(|_| NotADisk::NoPartitionTable)?;
+    if types.contains(&mbr::GPT_PROTECTIVE) {
         return Err(NotADisk::Gpt);
     }
     if types.iter().all(|&t| t == 0) {
@@ -178,6 +179,10 @@ mod tests {
     #[test]
     fn gpt_disks_are_recognised_by_the_protective_mbr() {
         assert_eq!(sniff(&mbr([0xee, 0, 0, 0]), BIG), Err(NotADisk::Gpt));
+        // Whatever else the entries hold (here a status byte that is not 0x00 or 0x80).
+        let mut hybrid = mbr([0x0c, 0xee, 0, 0]);
+        hybrid[446] = 0x12;
+        assert_eq!(sniff(&hybrid, BIG), Err(NotADisk::Gpt));
     }
 
     #[test]
