@@ -1,7 +1,7 @@
 //! `cargo xtask soak --trials N [--seed S]`: the random power-cut scenario
 //! (`crates/tests/tests/qemu_power_cuts.rs`) with many trials. `cargo xtask test` runs it with
-//! its default of three (one per phase); this runs as many as asked, and a failure names the
-//! seed that replays it.
+//! its default of two; this runs as many as asked, and a failure names the seed that replays
+//! it.
 
 use std::process::Command;
 
