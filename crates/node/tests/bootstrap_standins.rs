@@ -62,6 +62,7 @@ impl Node {
             ),
             ("proc/cmdline", "console=ttyAMA0 root=LABEL=writable\n"),
             ("run/systemd/timesync/synchronized", ""),
+            ("var/log/.keep", ""),
         ] {
             n.put(rel, text);
         }
@@ -286,6 +287,32 @@ fn the_first_master_initialises_its_cluster() {
         .contains("value: \"192.168.0.0/16\""));
     let state = std::fs::read_to_string(n.data.join("node-state")).expect("state");
     assert!(state.contains("role=control-plane"), "{state}");
+    // The agent's log, each line with its time, and kubeadm's output in its own log.
+    let agent_log = n.read("var/log/k8r.log");
+    let done = agent_log
+        .lines()
+        .find(|l| l.ends_with(" k8r: bootstrap done: initialised a new cluster"))
+        .unwrap_or_else(|| panic!("{agent_log}"));
+    assert!(
+        done.starts_with(char::is_numeric),
+        "a time first: {agent_log}"
+    );
+    assert!(
+        agent_log.contains(" k8r: kubeadm init: Kubernetes 1.31.2"),
+        "{agent_log}"
+    );
+    let kubeadm_log = n.read("var/log/kubeadm.log");
+    assert!(
+        kubeadm_log.lines().any(|l| l.starts_with("=== ")
+            && l.contains(
+                "/usr/local/bin/kubeadm init --config /var/lib/k8r/kubeadm-init.yaml (exit 0)"
+            )),
+        "{kubeadm_log}"
+    );
+    assert!(
+        kubeadm_log.contains("Your Kubernetes control-plane has initialized successfully!"),
+        "the stand-in's output: {kubeadm_log}"
+    );
     // `k8r join-command` prints the stored command while its token is valid, a new one on ask
     // (with the control plane up: the kubelet runs it).
     let mut kubelet = n.kubelet();
