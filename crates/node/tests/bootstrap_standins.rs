@@ -242,6 +242,45 @@ fn master() -> Node {
     n
 }
 
+/// The `--token` of a join command.
+fn token_of(join: &str) -> String {
+    join.split_whitespace()
+        .skip_while(|w| *w != "--token")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Makes every bootstrap token of the node's stand-in cluster one that expired an hour ago
+/// (made two hours ago with a TTL of one hour): the stand-in keeps tokens with their creation
+/// time and TTL and lists only the unexpired ones, as kubeadm does.
+fn expire_tokens(n: &Node) {
+    use k8r_standins::state::ClusterState;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let env = k8r_standins::Env {
+        root: n.root.clone(),
+        version: k8r_standins::Version::new(1, 31, 2),
+        now,
+        knobs: k8r_standins::knobs::Knobs::default(),
+        cwd: n.root.clone(),
+        kubeconfig_env: None,
+        home: None,
+        notify_socket: None,
+    };
+    ClusterState::update(&env, |s| {
+        assert!(!s.tokens.is_empty(), "the cluster has tokens");
+        for t in &mut s.tokens {
+            t.created = now - 7200;
+            t.ttl_seconds = 3600;
+        }
+        Ok(())
+    })
+    .expect("expiring the tokens");
+}
+
 #[test]
 fn the_first_master_initialises_its_cluster() {
     let n = master();
@@ -322,6 +361,27 @@ fn the_first_master_initialises_its_cluster() {
     let fresh = n.ok(&["join-command", "--new"]);
     assert_ne!(fresh.trim(), join.trim());
     assert_eq!(n.read("usr/lib/k8r/join_string").trim(), fresh.trim());
+    // Once the stored command's token expired, a new one without asking.
+    expire_tokens(&n);
+    let out = n.k8r(&["join-command"]).output().expect("k8r");
+    assert!(out.status.success(), "{}", text(&out));
+    let renewed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        renewed.starts_with("kubeadm join ") && token_of(&renewed) != token_of(&fresh),
+        "{renewed}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("token has expired: making a new one"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(n.read("usr/lib/k8r/join_string").trim(), renewed);
+    assert_eq!(
+        std::fs::read_to_string(n.data.join("join_string"))
+            .expect("kept")
+            .trim(),
+        renewed
+    );
     let _ = kubelet.kill();
     let _ = kubelet.wait();
 }
