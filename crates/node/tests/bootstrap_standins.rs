@@ -1,8 +1,8 @@
 //! `k8r bootstrap` on temp dirs playing a node, with the Kubernetes stand-ins (crates/standins,
 //! the test doubles of kubeadm, kubectl and the kubelet) as the image's tools: the first
 //! master's `kubeadm init` and CNI, a master after a reinstall upgraded one minor, a minor skip
-//! refused with the old control plane kept, and a worker's join with a stale Node, an expired
-//! token and a too old control plane.
+//! refused with the old control plane kept, a worker's join with a stale Node, an expired
+//! token and a too old control plane, and `k8r kubeconfig`.
 //!
 //! The host-built stand-in binary is found in the target directory (`cargo xtask test` and
 //! `cargo test --workspace` build it).
@@ -484,6 +484,28 @@ fn a_control_plane_older_than_the_kubelet_is_refused() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("newer than the cluster's control plane"), "{t}");
+}
+
+#[test]
+fn kubeconfig_prints_the_admin_kubeconfig_on_the_first_master_only() {
+    let n = master();
+    let out = n.k8r(&["kubeconfig"]).output().expect("k8r");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        n.read("etc/kubernetes/admin.conf")
+    );
+    let (w, joined) = worker("");
+    assert!(joined.status.success(), "{}", text(&joined));
+    let out = w.k8r(&["kubeconfig"]).output().expect("k8r");
+    assert_eq!(out.status.code(), Some(2), "refused: {}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/etc/kubernetes/admin.conf is missing: this is not the first master"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// The recovery partition holds a stored build, `autoboot.txt` points at the working system.
