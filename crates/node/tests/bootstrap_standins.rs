@@ -2,7 +2,7 @@
 //! the test doubles of kubeadm, kubectl and the kubelet) as the image's tools: the first
 //! master's `kubeadm init` and CNI, a master after a reinstall upgraded one minor, a minor skip
 //! refused with the old control plane kept, a worker's join with a stale Node, an expired
-//! token and a too old control plane, and `k8r kubeconfig`.
+//! token and a control plane its kubelet may not run against, and `k8r kubeconfig`.
 //!
 //! The host-built stand-in binary is found in the target directory (`cargo xtask test` and
 //! `cargo test --workspace` build it).
@@ -479,11 +479,29 @@ fn an_expired_token_says_what_to_do() {
 }
 
 #[test]
-fn a_control_plane_older_than_the_kubelet_is_refused() {
-    let (_n, out) = worker("k8r.standin.control-plane-version=1.30.4");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(t.contains("newer than the cluster's control plane"), "{t}");
+fn a_control_plane_the_kubelet_may_not_run_against_is_refused_before_kubeadm_join() {
+    // Older than the image's kubelet, and more than three minors newer.
+    for (cluster, why) in [
+        ("1.30.4", "(1.31.2) is newer than the cluster's control plane (1.30.4)"),
+        (
+            "1.35.0",
+            "(1.31.2) is more than three minor versions older than the cluster's control plane (1.35.0)",
+        ),
+    ] {
+        let (n, out) = worker(&format!("k8r.standin.control-plane-version={cluster}"));
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        assert!(t.contains(why), "{t}");
+        let log = n.standin_log();
+        assert!(
+            log.contains("kubectl --server https://10.0.0.1:6443 --insecure-skip-tls-verify"),
+            "the version asked of the control plane: {log}"
+        );
+        assert!(
+            !log.lines().any(|l| l.starts_with("kubeadm join")),
+            "refused before kubeadm join: {log}"
+        );
+    }
 }
 
 #[test]
