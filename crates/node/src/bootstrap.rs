@@ -10,7 +10,9 @@
 //!   at a time (a skip or a downgrade is refused and the old control plane keeps running);
 //! - **worker**: `kubeadm join` with the node's join command, retried while a stale Node of
 //!   the same name blocks it (kubernetes-node.md §5), with a clear message for an expired
-//!   token or a kubelet newer than the control plane.
+//!   token; a control plane that this image's kubelet may not run against (older than it, or
+//!   more than three minors newer) is refused before kubeadm runs, from the version the API
+//!   server tells anyone, and from kubeadm's preflight when it could not be asked.
 
 use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -341,6 +343,18 @@ fn join(ctx: &Ctx<'_>, kube: &Kube) -> Result<Done> {
             args.push("--certificate-key".to_owned());
             args.push(k.clone());
         }
+    }
+    match kube.remote_version(&endpoint) {
+        Ok(cluster) => {
+            if let Some(why) = skew::join_refusal(ctx.build.k8s_version, cluster) {
+                return Err(Refused(why).into());
+            }
+            log::info!("the control plane at {endpoint} runs Kubernetes {cluster}");
+        }
+        Err(e) => log::warn!(
+            "{} (kubeadm join checks the version skew itself)",
+            crate::one_line(&e)
+        ),
     }
     let start = Instant::now();
     let mut attempt = 0;

@@ -97,6 +97,31 @@ impl Kube {
         })
     }
 
+    /// The Kubernetes version of the API server at `endpoint` (`host:port`), asked before this
+    /// node has any credentials: `kubectl version` against it, which reads `/version` (every
+    /// API server answers it anonymously, `system:public-info-viewer`). The server's
+    /// certificate is not checked: the node learns the cluster's CA only in kubeadm's
+    /// discovery, which checks it against the join command's hash. Nothing secret is sent, and
+    /// the answer only lets a join be refused before kubeadm runs; kubeadm checks again.
+    pub fn remote_version(&self, endpoint: &str) -> Result<Version> {
+        let server = format!("https://{endpoint}");
+        let out = Cmd::new(self.tool("kubectl"))
+            .args([
+                "--server",
+                server.as_str(),
+                "--insecure-skip-tls-verify",
+                "--request-timeout",
+                "10s",
+                "version",
+                "-o",
+                "json",
+            ])
+            .run()
+            .with_context(|| format!("asking {server} for its version"))?;
+        server_version(&out.stdout)
+            .with_context(|| format!("{server}: no server version in kubectl's answer"))
+    }
+
     /// A fresh worker join command (`kubeadm token create --print-join-command`).
     pub fn new_join_command(&self, ttl: &str) -> Result<String> {
         let out = self
@@ -126,6 +151,17 @@ pub fn apiserver_version(manifest: &str) -> Option<Version> {
             .then(|| tag.parse().ok())
             .flatten()
     })
+}
+
+/// The server's version in `kubectl version -o json` output (`serverVersion.gitVersion`).
+/// Pure.
+pub fn server_version(output: &str) -> Option<Version> {
+    let v: serde_json::Value = serde_json::from_str(output).ok()?;
+    v.get("serverVersion")?
+        .get("gitVersion")?
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 /// The worker join command in kubeadm's output (`kubeadm init`, `token create
@@ -254,6 +290,21 @@ kubeadm join 192.168.1.10:6443 --token abcdef.0123456789abcdef \\
             apiserver_version("    image: \"registry.k8s.io/etcd:3.5.15-0\"\n"),
             None
         );
+    }
+
+    #[test]
+    fn the_server_version_of_kubectl_version() {
+        let out = r#"{
+    "clientVersion": {"major": "1", "minor": "31", "gitVersion": "v1.31.2"},
+    "kustomizeVersion": "v5.4.2",
+    "serverVersion": {"major": "1", "minor": "30", "gitVersion": "v1.30.4"}
+}"#;
+        assert_eq!(server_version(out), Some(Version::new(1, 30, 4)));
+        assert_eq!(
+            server_version(r#"{"clientVersion": {"gitVersion": "v1.31.2"}}"#),
+            None
+        );
+        assert_eq!(server_version("error: couldn't get version"), None);
     }
 
     #[test]

@@ -82,6 +82,28 @@ pub fn kubelet_supported(kubelet: Version, apiserver: Version) -> bool {
         && apiserver.minor - kubelet.minor <= 3
 }
 
+/// Why a node whose image's kubelet is `kubelet` must not join a control plane running
+/// `apiserver` (the operator's message), or `None` when it may.
+pub fn join_refusal(kubelet: Version, apiserver: Version) -> Option<String> {
+    if kubelet_supported(kubelet, apiserver) {
+        return None;
+    }
+    Some(if kubelet > apiserver {
+        format!(
+            "this image's kubelet ({kubelet}) is newer than the cluster's control plane ({apiserver}), which \
+             Kubernetes does not support: upgrade the master first (install this image there), then this node"
+        )
+    } else {
+        format!(
+            "this image's kubelet ({kubelet}) is more than three minor versions older than the cluster's \
+             control plane ({apiserver}), which Kubernetes does not support: install an image with \
+             Kubernetes {}.{}.x or newer on this node (k8r update-image, then k8r reinstall)",
+            apiserver.major,
+            apiserver.minor.saturating_sub(3)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +183,24 @@ mod tests {
             !kubelet_supported(v("1.32.0"), v("1.31.5")),
             "newer than the API server"
         );
+    }
+
+    #[test]
+    fn a_join_is_refused_outside_the_kubelet_skew() {
+        assert_eq!(join_refusal(v("1.31.2"), v("1.31.2")), None);
+        assert_eq!(join_refusal(v("1.30.0"), v("1.31.2")), None);
+        let m = join_refusal(v("1.31.2"), v("1.30.4")).expect("newer");
+        assert!(
+            m.contains("(1.31.2) is newer than the cluster's control plane (1.30.4)")
+                && m.contains("upgrade the master first"),
+            "{m}"
+        );
+        let m = join_refusal(v("1.27.9"), v("1.31.2")).expect("too old");
+        assert!(
+            m.contains("more than three minor versions older") && m.contains("1.28.x or newer"),
+            "{m}"
+        );
+        assert!(!m.contains("  "), "{m:?}");
     }
 
     #[test]

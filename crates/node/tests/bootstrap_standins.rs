@@ -1,8 +1,8 @@
 //! `k8r bootstrap` on temp dirs playing a node, with the Kubernetes stand-ins (crates/standins,
 //! the test doubles of kubeadm, kubectl and the kubelet) as the image's tools: the first
 //! master's `kubeadm init` and CNI, a master after a reinstall upgraded one minor, a minor skip
-//! refused with the old control plane kept, and a worker's join with a stale Node, an expired
-//! token and a too old control plane.
+//! refused with the old control plane kept, a worker's join with a stale Node, an expired
+//! token and a control plane its kubelet may not run against, and `k8r kubeconfig`.
 //!
 //! The host-built stand-in binary is found in the target directory (`cargo xtask test` and
 //! `cargo test --workspace` build it).
@@ -62,6 +62,7 @@ impl Node {
             ),
             ("proc/cmdline", "console=ttyAMA0 root=LABEL=writable\n"),
             ("run/systemd/timesync/synchronized", ""),
+            ("var/log/.keep", ""),
         ] {
             n.put(rel, text);
         }
@@ -241,6 +242,45 @@ fn master() -> Node {
     n
 }
 
+/// The `--token` of a join command.
+fn token_of(join: &str) -> String {
+    join.split_whitespace()
+        .skip_while(|w| *w != "--token")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Makes every bootstrap token of the node's stand-in cluster one that expired an hour ago
+/// (made two hours ago with a TTL of one hour): the stand-in keeps tokens with their creation
+/// time and TTL and lists only the unexpired ones, as kubeadm does.
+fn expire_tokens(n: &Node) {
+    use k8r_standins::state::ClusterState;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let env = k8r_standins::Env {
+        root: n.root.clone(),
+        version: k8r_standins::Version::new(1, 31, 2),
+        now,
+        knobs: k8r_standins::knobs::Knobs::default(),
+        cwd: n.root.clone(),
+        kubeconfig_env: None,
+        home: None,
+        notify_socket: None,
+    };
+    ClusterState::update(&env, |s| {
+        assert!(!s.tokens.is_empty(), "the cluster has tokens");
+        for t in &mut s.tokens {
+            t.created = now - 7200;
+            t.ttl_seconds = 3600;
+        }
+        Ok(())
+    })
+    .expect("expiring the tokens");
+}
+
 #[test]
 fn the_first_master_initialises_its_cluster() {
     let n = master();
@@ -286,6 +326,32 @@ fn the_first_master_initialises_its_cluster() {
         .contains("value: \"192.168.0.0/16\""));
     let state = std::fs::read_to_string(n.data.join("node-state")).expect("state");
     assert!(state.contains("role=control-plane"), "{state}");
+    // The agent's log, each line with its time, and kubeadm's output in its own log.
+    let agent_log = n.read("var/log/k8r.log");
+    let done = agent_log
+        .lines()
+        .find(|l| l.ends_with(" k8r: bootstrap done: initialised a new cluster"))
+        .unwrap_or_else(|| panic!("{agent_log}"));
+    assert!(
+        done.starts_with(char::is_numeric),
+        "a time first: {agent_log}"
+    );
+    assert!(
+        agent_log.contains(" k8r: kubeadm init: Kubernetes 1.31.2"),
+        "{agent_log}"
+    );
+    let kubeadm_log = n.read("var/log/kubeadm.log");
+    assert!(
+        kubeadm_log.lines().any(|l| l.starts_with("=== ")
+            && l.contains(
+                "/usr/local/bin/kubeadm init --config /var/lib/k8r/kubeadm-init.yaml (exit 0)"
+            )),
+        "{kubeadm_log}"
+    );
+    assert!(
+        kubeadm_log.contains("Your Kubernetes control-plane has initialized successfully!"),
+        "the stand-in's output: {kubeadm_log}"
+    );
     // `k8r join-command` prints the stored command while its token is valid, a new one on ask
     // (with the control plane up: the kubelet runs it).
     let mut kubelet = n.kubelet();
@@ -295,6 +361,27 @@ fn the_first_master_initialises_its_cluster() {
     let fresh = n.ok(&["join-command", "--new"]);
     assert_ne!(fresh.trim(), join.trim());
     assert_eq!(n.read("usr/lib/k8r/join_string").trim(), fresh.trim());
+    // Once the stored command's token expired, a new one without asking.
+    expire_tokens(&n);
+    let out = n.k8r(&["join-command"]).output().expect("k8r");
+    assert!(out.status.success(), "{}", text(&out));
+    let renewed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        renewed.starts_with("kubeadm join ") && token_of(&renewed) != token_of(&fresh),
+        "{renewed}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("token has expired: making a new one"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(n.read("usr/lib/k8r/join_string").trim(), renewed);
+    assert_eq!(
+        std::fs::read_to_string(n.data.join("join_string"))
+            .expect("kept")
+            .trim(),
+        renewed
+    );
     let _ = kubelet.kill();
     let _ = kubelet.wait();
 }
@@ -392,11 +479,51 @@ fn an_expired_token_says_what_to_do() {
 }
 
 #[test]
-fn a_control_plane_older_than_the_kubelet_is_refused() {
-    let (_n, out) = worker("k8r.standin.control-plane-version=1.30.4");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(t.contains("newer than the cluster's control plane"), "{t}");
+fn a_control_plane_the_kubelet_may_not_run_against_is_refused_before_kubeadm_join() {
+    // Older than the image's kubelet, and more than three minors newer.
+    for (cluster, why) in [
+        ("1.30.4", "(1.31.2) is newer than the cluster's control plane (1.30.4)"),
+        (
+            "1.35.0",
+            "(1.31.2) is more than three minor versions older than the cluster's control plane (1.35.0)",
+        ),
+    ] {
+        let (n, out) = worker(&format!("k8r.standin.control-plane-version={cluster}"));
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        assert!(t.contains(why), "{t}");
+        let log = n.standin_log();
+        assert!(
+            log.contains("kubectl --server https://10.0.0.1:6443 --insecure-skip-tls-verify"),
+            "the version asked of the control plane: {log}"
+        );
+        assert!(
+            !log.lines().any(|l| l.starts_with("kubeadm join")),
+            "refused before kubeadm join: {log}"
+        );
+    }
+}
+
+#[test]
+fn kubeconfig_prints_the_admin_kubeconfig_on_the_first_master_only() {
+    let n = master();
+    let out = n.k8r(&["kubeconfig"]).output().expect("k8r");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        n.read("etc/kubernetes/admin.conf")
+    );
+    let (w, joined) = worker("");
+    assert!(joined.status.success(), "{}", text(&joined));
+    let out = w.k8r(&["kubeconfig"]).output().expect("k8r");
+    assert_eq!(out.status.code(), Some(2), "refused: {}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/etc/kubernetes/admin.conf is missing: this is not the first master"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// The recovery partition holds a stored build, `autoboot.txt` points at the working system.

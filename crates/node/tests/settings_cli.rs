@@ -209,18 +209,37 @@ fn help_explains_every_verb() {
         .output()
         .expect("help");
     let text = String::from_utf8_lossy(&out.stdout);
-    for verb in [
+    let verbs = [
         "setup",
         "bootstrap",
         "update-image",
         "reinstall",
         "status",
+        "commit",
+        "trial-watch",
         "config",
         "join-command",
         "kubeconfig",
-    ] {
-        assert!(text.contains(verb), "{verb}: {text}");
+    ];
+    for verb in verbs {
+        // A line of the command list: the verb, then its explanation.
+        let listed = text.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix(verb)
+                .is_some_and(|rest| rest.starts_with("  ") && !rest.trim().is_empty())
+        });
+        assert!(listed, "{verb}: {text}");
     }
+    // Every verb the command line has is in the list above.
+    use clap::CommandFactory;
+    let mut all: Vec<String> = k8r_node::cli::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    all.sort();
+    let mut listed: Vec<String> = verbs.iter().map(|v| (*v).to_owned()).collect();
+    listed.sort();
+    assert_eq!(all, listed, "a verb is missing from this test");
     let out = Command::new(env!("CARGO_BIN_EXE_k8r"))
         .args(["update-image", "--help"])
         .output()

@@ -334,24 +334,75 @@ pub fn progress_reporter(name: String) -> impl FnMut(u64, u64) {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(name.clone());
-    let mut last_tenth = None;
+    let mut tenths = Tenths::new(name);
     let started = Instant::now();
     move |done, size| {
         bar.set_length(size);
         bar.set_position(done);
-        let tenth = done * 10 / size.max(1);
-        if last_tenth != Some(tenth) {
-            last_tenth = Some(tenth);
-            log::info!(
-                "{name}: {}% ({} of {} MiB, {:.0}s)",
-                tenth * 10,
-                done >> 20,
-                size >> 20,
-                started.elapsed().as_secs_f64()
-            );
+        if let Some(line) = tenths.line(done, size, started.elapsed()) {
+            log::info!("{line}");
         }
         if done >= size {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The progress log lines of one file: one each time it enters a new tenth.
+#[derive(Debug)]
+pub struct Tenths {
+    name: String,
+    last: Option<u64>,
+}
+
+impl Tenths {
+    /// For the file `name`.
+    pub fn new(name: String) -> Tenths {
+        Tenths { name, last: None }
+    }
+
+    /// The line for `done` of `size` bytes, `elapsed` after the start, if it starts a tenth
+    /// not reported yet (a whole file is 100 %, also an empty one).
+    pub fn line(&mut self, done: u64, size: u64, elapsed: Duration) -> Option<String> {
+        let tenth = if done >= size { 10 } else { done * 10 / size };
+        if self.last == Some(tenth) {
+            return None;
+        }
+        self.last = Some(tenth);
+        Some(format!(
+            "{}: {}% ({} of {} MiB, {:.0}s)",
+            self.name,
+            tenth * 10,
+            done >> 20,
+            size >> 20,
+            elapsed.as_secs_f64()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_come_once_per_tenth() {
+        let mut t = Tenths::new("image.img.xz".into());
+        let size = 10 << 20;
+        let mut lines = Vec::new();
+        let mut done = 0;
+        while done < size {
+            done += 256 << 10;
+            lines.extend(t.line(done, size, Duration::from_secs(done >> 20)));
+        }
+        assert_eq!(lines.len(), 11, "0 % to 100 %: {lines:#?}");
+        assert_eq!(lines[0], "image.img.xz: 0% (0 of 10 MiB, 0s)");
+        assert_eq!(lines[5], "image.img.xz: 50% (5 of 10 MiB, 5s)");
+        assert_eq!(lines[10], "image.img.xz: 100% (10 of 10 MiB, 10s)");
+        assert_eq!(t.line(size, size, Duration::ZERO), None, "reported once");
+        let mut empty = Tenths::new("boot.tar.xz".into());
+        assert_eq!(
+            empty.line(0, 0, Duration::ZERO).as_deref(),
+            Some("boot.tar.xz: 100% (0 of 0 MiB, 0s)")
+        );
     }
 }

@@ -128,7 +128,10 @@ pub fn check_signature(
 pub fn plain_http_warning(source: &Source, trusted: &TrustedKeys) -> Option<String> {
     match source {
         Source::Http(url) if trusted.is_empty() && url.starts_with("http://") => Some(format!(
-            "{url} is plain HTTP and this card trusts no signing key: anyone on the network              path can hand this node another build. Sign your builds (`k8r-builder keygen`,              then SIGNING_KEY in variables.cfg) and put the key on the cards (TRUSTED_KEYS, or              `k8r-builder inject --trusted-key`)"
+            "{url} is plain HTTP and this card trusts no signing key: anyone on the network \
+             path can hand this node another build. Sign your builds (`k8r-builder keygen`, \
+             then SIGNING_KEY in variables.cfg) and put the key on the cards (TRUSTED_KEYS, or \
+             `k8r-builder inject --trusted-key`)"
         )),
         _ => None,
     }

@@ -387,6 +387,7 @@ fn a_card_without_keys_stages_unsigned_builds_and_warns_about_plain_http() {
         warning.contains("plain HTTP") && warning.contains("keygen"),
         "{warning}"
     );
+    assert!(!warning.contains("  "), "no runs of spaces: {warning:?}");
     let keyed = k8r_card::testkit::trusted(&[&k8r_card::testkit::keypair()]);
     assert_eq!(
         super::super::plain_http_warning(&http(&server), &keyed),

@@ -5,6 +5,12 @@
 //! `apply -f`, `get nodes`, `cordon`, `uncordon`, `drain`, `delete node` and `version` from the
 //! cluster state. It does not talk to a network server, merge kubeconfigs, watch, wait for
 //! rollouts, or know any resource types beyond Nodes and the identities of applied objects.
+//!
+//! One exception stands in for another machine's API server: `version --server URL` on a node
+//! whose own API server stand-in is not up (a worker before its join) answers with the version
+//! of the cluster a node joins, as `kubeadm join`'s stand-in sees it (the
+//! `k8r.standin.control-plane-version` knob, default its own version): a real API server
+//! serves `/version` to anyone, without credentials.
 
 mod apply;
 mod jsonpath;
@@ -25,6 +31,7 @@ pub const GLOBAL: &[Flag] = &[
     value("request-timeout"),
     value("server").short('s'),
     value("context"),
+    args::switch("insecure-skip-tls-verify"),
 ];
 
 /// The kustomize version kubectl reports.
@@ -62,9 +69,9 @@ fn split_verb(argv: &[String]) -> (Option<String>, Vec<String>) {
         }
         if let Some(name) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) {
             rest.push(a.clone());
-            let takes = GLOBAL
-                .iter()
-                .any(|f| f.long == name || (name.len() == 1 && f.short == name.chars().next()));
+            let takes = GLOBAL.iter().any(|f| {
+                f.value && (f.long == name || (name.len() == 1 && f.short == name.chars().next()))
+            });
             if takes && !name.contains('=') {
                 if let Some(v) = it.next() {
                     rest.push(v.clone());
@@ -205,11 +212,19 @@ fn version(args: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
     let server = if p.on("client") {
         None
     } else {
-        Some(connect(ctx, &p))
+        Some(match connect(ctx, &p) {
+            Ok(s) => Ok(s.kubernetes_version),
+            Err(_) if p.get("server").is_some() && apiserver_up(ctx.env).is_err() => Ok(ctx
+                .env
+                .knobs
+                .control_plane_version
+                .unwrap_or(ctx.env.version)),
+            Err(e) => Err(e),
+        })
     };
     let mut doc = json!({"clientVersion": client, "kustomizeVersion": KUSTOMIZE});
-    if let Some(Ok(s)) = &server {
-        doc["serverVersion"] = version_info(s.kubernetes_version);
+    if let Some(Ok(v)) = &server {
+        doc["serverVersion"] = version_info(*v);
     }
     match output {
         "json" => say!(ctx, "{}", to_json(&doc)),
@@ -219,8 +234,8 @@ fn version(args: &[String], ctx: &mut Ctx<'_>) -> Result<()> {
         _ => {
             say!(ctx, "Client Version: {}", ctx.env.version.v());
             say!(ctx, "Kustomize Version: {KUSTOMIZE}");
-            if let Some(Ok(s)) = &server {
-                say!(ctx, "Server Version: {}", s.kubernetes_version.v());
+            if let Some(Ok(v)) = &server {
+                say!(ctx, "Server Version: {}", v.v());
             }
         }
     }
@@ -298,5 +313,36 @@ mod tests {
         let v: Value = serde_json::from_str(&r.out).expect("json");
         assert_eq!(v["clientVersion"]["gitVersion"], "v1.31.2");
         assert!(v.get("serverVersion").is_none());
+    }
+
+    #[test]
+    fn the_cluster_a_node_joins_answers_its_version_without_credentials() {
+        let mut t = TestRoot::new();
+        let ask = [
+            "--server",
+            "https://10.0.0.1:6443",
+            "--insecure-skip-tls-verify",
+            "--request-timeout",
+            "10s",
+            "version",
+            "-o",
+            "json",
+        ];
+        let r = t.run(Tool::Kubectl, &ask);
+        r.ok();
+        let v: Value = serde_json::from_str(&r.out).expect("json");
+        assert_eq!(v["serverVersion"]["gitVersion"], "v1.31.2", "its own");
+        t.cmdline("k8r.standin.control-plane-version=1.30.4");
+        let r = t.run(Tool::Kubectl, &ask);
+        r.ok();
+        let v: Value = serde_json::from_str(&r.out).expect("json");
+        assert_eq!(v["serverVersion"]["gitVersion"], "v1.30.4", "the knob");
+        // Only the version: other requests need this node's own API server.
+        let r = t.run(
+            Tool::Kubectl,
+            &["--server", "https://10.0.0.1:6443", "get", "nodes"],
+        );
+        r.failed();
+        assert!(r.err.contains("10.0.0.1:6443 was refused"), "{}", r.err);
     }
 }
