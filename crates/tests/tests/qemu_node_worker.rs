@@ -8,6 +8,10 @@
 //! signed by another key, and unsigned, is refused by `update-image` (nothing fetched beyond
 //! the manifest and its signature) and, put into the card's store, by the installer, with the
 //! current build intact (the store's pointer, p3 by digest, `autoboot.txt` on recovery).
+//!
+//! No output or log of the scenario holds the join token's secret (console, journal, the
+//! agent's and kubeadm's logs, `k8r status`, `k8r config show`, `inject`'s report), and the
+//! settings file that holds it is 0600 root.
 
 use std::path::Path;
 
@@ -27,6 +31,39 @@ fn p3_digest(card: &Path) -> String {
     let p3 = scratch("node-worker-p3").join("p3");
     k8r_builder::image::card::extract_partition(card, 3, &p3).expect("p3");
     k8r_card::digest::sha256_file(&p3).expect("hash")
+}
+
+/// The join token's secret half: what must never be printed or logged.
+const TOKEN_SECRET: &str = "q7w8e9r0t1y2u3i4";
+
+/// Every output and log of the scenario so far is free of the token's secret: the console
+/// (installer, kernel, journal lines forwarded to it), the whole journal, the agent's log,
+/// kubeadm's log, `k8r status` and `k8r config show`, and `inject`'s report. The guest
+/// command spells the secret in two quoted halves so the console's echo of it does not
+/// match. The effective settings file that holds it is 0600 root.
+fn no_secret_anywhere(vm: &mut Machine, inject: &str) {
+    assert!(!inject.contains(TOKEN_SECRET), "inject: {inject}");
+    let console = vm.transcript();
+    assert!(
+        !console.contains(TOKEN_SECRET),
+        "the console shows the token's secret"
+    );
+    let (half, rest) = TOKEN_SECRET.split_at(8);
+    let found = ok(
+        vm,
+        &format!(
+            "ls /var/log/k8r.log /var/log/kubeadm.log >/dev/null && \
+             (journalctl -o cat; cat /var/log/k8r.log /var/log/kubeadm.log; k8r status; \
+             k8r config show) | grep -c '{half}''{rest}' || true"
+        ),
+    );
+    assert_eq!(found.trim(), "0", "a log or an output holds the secret");
+    let shown = ok(vm, "k8r config show | grep KUBEADM_JOIN_STRING");
+    assert!(shown.contains("--token k8rwrk… "), "redacted: {shown}");
+    assert_eq!(
+        ok(vm, "stat -c '%a %U' /usr/lib/k8r/variables.cfg").trim(),
+        "600 root"
+    );
 }
 
 #[test]
@@ -80,6 +117,7 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
     assert!(waited.contains("attempt 1"), "{waited}");
     let done = wait_bootstrap(&mut vm).expect("bootstrap");
     assert!(done.contains("joined the cluster"), "{done}");
+    no_secret_anywhere(&mut vm, &report);
 
     let hostname = ok(&mut vm, "uname -n").trim().to_owned();
     let joins = ok(&mut vm, "grep '^kubeadm join' /var/log/k8r-standin.log");
