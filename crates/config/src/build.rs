@@ -9,6 +9,7 @@ use super::cfg_syntax::Assignment;
 use super::error::{ConfigError, ConfigErrors, ConfigWarning};
 use super::join::join_string;
 use super::keys;
+use super::redact;
 use super::render::{quote_cfg, quote_toml};
 use super::types::{Cni, Components, Defaulted, Mirrors};
 use super::validate::{self, CniKind, Hint, Problem};
@@ -59,7 +60,7 @@ impl Ctx<'_> {
             file: self.file.to_path_buf(),
             line: self.values.get(name).map(|a| a.line),
             key: Some(key),
-            value: value.map(str::to_string),
+            value: value.map(redact::join_command),
             expected: problem.expected,
             hint,
         });
@@ -176,7 +177,7 @@ pub(crate) fn build(
                 file: file.to_path_buf(),
                 line: Some(a.line),
                 key: Some(a.key.clone()),
-                value: Some(a.value.clone()),
+                value: Some(redact::join_command(&a.value)),
                 expected: format!(
                     "each key once, but {first_key} is already set on line {first_line}"
                 ),
@@ -189,7 +190,7 @@ pub(crate) fn build(
                 file: file.to_path_buf(),
                 line: Some(a.line),
                 key: Some(a.key.clone()),
-                value: Some(a.value.clone()),
+                value: Some(redact::join_command(&a.value)),
                 expected: "a single-line value without control characters".into(),
                 hint: None,
             });

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::error::ConfigError;
+use super::redact;
 
 /// One `KEY=value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +48,15 @@ pub(crate) fn lex(file: &Path, text: &str) -> (Vec<Assignment>, Vec<ConfigError>
         match lex_line(content) {
             Ok(None) => {}
             Ok(Some((key, value))) => assignments.push(Assignment { line, key, value }),
+            // The value, the rest of the line and a hint repeating it may hold a join
+            // command's secrets.
             Err(e) => errors.push(ConfigError {
                 file: file.to_path_buf(),
                 line: Some(line),
                 key: e.key,
-                value: e.value,
-                expected: e.expected,
-                hint: e.hint,
+                value: e.value.as_deref().map(redact::join_command),
+                expected: redact::join_command(&e.expected),
+                hint: e.hint.as_deref().map(redact::join_command),
             }),
         }
     }

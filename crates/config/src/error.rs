@@ -16,7 +16,8 @@ pub struct ConfigError {
     pub line: Option<usize>,
     /// The key as written in the file, when known.
     pub key: Option<String>,
-    /// The offending value, when known (never set for password files).
+    /// The offending value, when known (never set for password files; a join command's token
+    /// secret, discovery hash and certificate key are hidden: [`crate::redact::join_command`]).
     pub value: Option<String>,
     /// What was expected instead.
     pub expected: String,

@@ -1,7 +1,7 @@
 //! The optional `password_hash` file: one SHA-512 crypt hash (`$6$[rounds=N$]salt$hash`) for
 //! the login user. The file may hold a plaintext password by mistake, so errors never show its
-//! content: only its length, and for a hash its type prefix (`$1$`, `$y$`), which is no
-//! secret.
+//! content: only its length and shape, and the name of a recognised hash type (MD5 `$1$`,
+//! yescrypt `$y$`), which is no secret.
 
 use std::path::Path;
 
@@ -15,19 +15,18 @@ fn crypt_alphabet(s: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
 }
 
-/// What the content looks like, without revealing it: its length, and the first three
-/// characters only when they are a hash's type prefix (`$`…), never the start of what may be
-/// a password.
+/// What the content looks like, without revealing any of it: its length, and for what starts
+/// like a hash its number of `$`-separated parts. (A recognised hash type is named by
+/// [`check`] from its prefix; nothing of an unrecognised value is shown.)
 fn describe(content: &str) -> String {
     let count = content.chars().count();
-    if content.starts_with('$') {
-        let first: String = content.chars().take(3).collect();
-        format!(
-            "found {count} characters starting with \"{}\"",
-            first.escape_default()
-        )
-    } else {
-        format!("found {count} characters, not shown")
+    match content.strip_prefix('$') {
+        Some(rest) => {
+            let parts = rest.split('$').count();
+            let plural = if parts == 1 { "" } else { "s" };
+            format!("found {count} characters in {parts} '$'-separated part{plural}, not shown")
+        }
+        None => format!("found {count} characters, not shown"),
     }
 }
 
@@ -138,7 +137,16 @@ mod tests {
                 "found 14 characters, not shown",
             ),
             (String::new(), "the file is empty", ""),
-            ("$1$abc$defghijk".into(), "MD5", "starting with \"$1$\""),
+            (
+                "$1$abc$defghijk".into(),
+                "MD5",
+                "found 15 characters in 3 '$'-separated parts, not shown",
+            ),
+            (
+                "$hunter2-secret\n".into(),
+                "an unknown hash type",
+                "found 15 characters in 1 '$'-separated part, not shown",
+            ),
             ("$5$abc$defghijk".into(), "SHA-256", ""),
             ("$y$j9T$abc$def".into(), "yescrypt", ""),
             (
@@ -164,6 +172,12 @@ mod tests {
             assert!(message.contains(why), "{why}: {message}");
             assert!(message.contains(shown), "{shown}: {message}");
             assert!(message.contains("openssl passwd -6"), "{message}");
+            if text.starts_with("$hu") {
+                assert!(
+                    !message.contains("$hu") && !message.contains("hunter"),
+                    "echoed: {message}"
+                );
+            }
             if !text.starts_with('$') && text.len() >= 3 {
                 assert!(!message.contains(&text[..3]), "echoed: {message}");
             } else if text.len() > 3 {

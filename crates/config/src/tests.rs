@@ -317,16 +317,61 @@ fn join_string_is_parsed_and_its_bad_parts_named() {
     assert_eq!(join.token, TOKEN);
     assert_eq!(join.ca_cert_hash, HASH);
 
+    let hex = &HASH["sha256:".len()..];
     for (value, part) in [
-        (good.replace(TOKEN, "abcdef.0123"), "but the --token \"abcdef.0123\" is not 6 and 16 lower-case letters or digits joined by '.'"),
+        (good.replace(TOKEN, "abcdef.0123"), "but the --token \"abcdef…\" is not 6 and 16 lower-case letters or digits joined by '.' (its secret has 4 characters where 16 belong)"),
+        (good.replace(TOKEN, "abcdef.0123456789abcdeX"), "but the --token \"abcdef…\" is not 6 and 16 lower-case letters or digits joined by '.' (its secret has characters other than a-z and 0-9)"),
         (good.replace(HASH, "sha256:1234"), "but the --discovery-token-ca-cert-hash has 4 characters after \"sha256:\" where 64 hex digits belong"),
         (good.replace(&format!("--token {TOKEN} "), ""), "but --token <token> is missing"),
         (good.replace("10.0.0.5:6443", "10.0.0.5"), "but the API server address \"10.0.0.5\" is wrong: expected host:port (a DNS name or IP address, then the port): the port is missing"),
     ] {
         let got = errors_with(&format!("KUBEADM_JOIN_STRING=\"{value}\"\n"));
-        assert!(got.starts_with(&format!("variables.cfg:3: KUBEADM_JOIN_STRING=\"{value}\": expected a join command like `kubeadm join <host>:<port> --token")), "{got}");
+        // The value is shown with the token's secret and the hash hidden.
+        let shown = value
+            .replace(&TOKEN[6..], "…")
+            .replace("abcdef.0123456789abcdeX", "abcdef…")
+            .replace("abcdef.0123", "abcdef…")
+            .replace(HASH, "sha256:…")
+            .replace("sha256:1234", "sha256:…");
+        assert!(got.starts_with(&format!("variables.cfg:3: KUBEADM_JOIN_STRING=\"{shown}\": expected a join command like `kubeadm join <host>:<port> --token")), "{got}");
+        for secret in [&TOKEN[7..], "0123456789abcdeX", "abcdef.0123", hex, "sha256:1234"] {
+            assert!(!got.contains(secret), "{secret} shown: {got}");
+        }
         assert!(got.contains(part), "{part}\n{got}");
         assert!(got.ends_with("hint: on the master, run `kubeadm token create --print-join-command` or copy /usr/lib/k8r/join_string"), "{got}");
+    }
+}
+
+#[test]
+fn join_secrets_stay_hidden_in_syntax_duplicate_and_toml_errors() {
+    let join = format!(
+        "kubeadm join 10.0.0.5:6443 --token abcdef.0123456789abcdeX --discovery-token-ca-cert-hash {HASH}"
+    );
+    let hex = &HASH["sha256:".len()..];
+    for got in [
+        // Unquoted: the rest of the line is shown as what follows the value.
+        errors_with(&format!("KUBEADM_JOIN_STRING={join}\n")),
+        errors_with(&format!("KUBEADM_JOIN_STRING = \"{join}\"\n")),
+        errors_with(&format!(
+            "KUBEADM_JOIN_STRING=\"{join}\"\nKUBEADM_JOIN_STRING=\"{join}\"\n"
+        )),
+        errors_with(&format!("KUBEADM_JOIN_STRING=\"{join} $X\"\n")),
+        parse_toml(
+            Path::new("site.toml"),
+            &format!(
+                "image = \"base.img\"\nk8s_version = \"1.31.0\"\nkubeadm_join_string = \"{join}\"\n"
+            ),
+        )
+        .unwrap_err()
+        .to_string(),
+    ] {
+        assert!(
+            got.contains("KUBEADM_JOIN_STRING") || got.contains("kubeadm_join_string"),
+            "{got}"
+        );
+        for secret in ["0123456789abcdeX", "789abcde", hex, &hex[40..]] {
+            assert!(!got.contains(secret), "{secret} shown: {got}");
+        }
     }
 }
 
