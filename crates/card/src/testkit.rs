@@ -189,6 +189,9 @@ pub fn write_build(dir: &Path, spec: &BuildSpec) -> Manifest {
     m
 }
 
+/// A signing key pair made by [`keypair`].
+pub type KeyPair = minisign::KeyPair;
+
 /// A new passwordless minisign key pair.
 pub fn keypair() -> minisign::KeyPair {
     minisign::KeyPair::generate_unencrypted_keypair().expect("keypair")

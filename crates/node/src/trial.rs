@@ -266,16 +266,21 @@ fn pending(trial: Option<Trial>) -> Result<Trial> {
     trial.ok_or_else(|| anyhow!("the trial record went away while it was read"))
 }
 
-/// `k8r commit`: commits a pending trial now if the node is healthy; refuses with what is
-/// missing otherwise.
-pub fn commit(host: &Host, recovery: &RecoverySource) -> Result<Outcome> {
-    match step(
+/// One [`step`] that commits if the node is healthy now and never gives up (no timeout).
+fn step_now(host: &Host, recovery: &RecoverySource) -> Result<Outcome> {
+    step(
         host,
         recovery,
         Duration::ZERO,
         Duration::MAX,
         &Failpoints::from_system(),
-    )? {
+    )
+}
+
+/// `k8r commit`: commits a pending trial now if the node is healthy; refuses with what is
+/// missing otherwise.
+pub fn commit(host: &Host, recovery: &RecoverySource) -> Result<Outcome> {
+    match step_now(host, recovery)? {
         Outcome::Waiting(missing) => Err(crate::bootstrap::Refused(format!(
             "not committing: not healthy yet ({} not up); `k8r status` shows the trial",
             missing.join(", ")
@@ -338,13 +343,7 @@ pub fn commit_before_upgrade(host: &Host, recovery: Option<&RecoverySource>) -> 
     let Some(recovery) = recovery else {
         return Ok(());
     };
-    match step(
-        host,
-        recovery,
-        Duration::ZERO,
-        Duration::MAX,
-        &Failpoints::from_system(),
-    )? {
+    match step_now(host, recovery)? {
         Outcome::Waiting(missing) => Err(anyhow!(
             "not upgrading: this build's trial is not committed and the node is not healthy ({} not up)",
             missing.join(", ")

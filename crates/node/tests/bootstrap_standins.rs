@@ -821,17 +821,20 @@ fn a_master_upgrading_commits_its_trial_before_kubeadm_upgrade_apply() {
     assert!(n.trial().contains("phase=committed"));
 }
 
-#[test]
-fn a_commit_takes_in_the_builds_trusted_keys_for_the_next_update() {
-    use k8r_card::recovery::Recovery;
+/// A worker with a stored build whose card trusts key `old` (the build before this one
+/// brought it), running a build made with `TRUSTED_KEYS` = `old` and `new`.
+fn rotating_keys() -> (
+    Node,
+    k8r_card::recovery::Recovery,
+    k8r_card::testkit::KeyPair,
+    k8r_card::testkit::KeyPair,
+) {
     use k8r_card::testkit::{keypair, trusted};
     use k8r_card::trust::CardTrust;
     let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
     with_stored_build(&n);
     let (old, new) = (keypair(), keypair());
-    let recovery = Recovery::new(&n.p1);
-    // The card trusts the old key (the build before this one brought it); this build was made
-    // with TRUSTED_KEYS = old and new.
+    let recovery = k8r_card::recovery::Recovery::new(&n.p1);
     recovery
         .write_trust(&CardTrust {
             keys: trusted(&[&old]),
@@ -839,6 +842,14 @@ fn a_commit_takes_in_the_builds_trusted_keys_for_the_next_update() {
         })
         .expect("trust");
     n.put("usr/lib/k8r/trusted-keys", &trusted(&[&old, &new]).render());
+    (n, recovery, old, new)
+}
+
+#[test]
+fn a_commit_takes_in_the_builds_trusted_keys_for_the_next_update() {
+    use k8r_card::testkit::trusted;
+    use k8r_card::trust::CardTrust;
+    let (n, recovery, old, new) = rotating_keys();
     let status = n.ok(&["status"]);
     assert!(
         status.contains("signature:   REFUSED: build b1: manifest.toml is not signed"),
@@ -869,9 +880,7 @@ fn a_commit_takes_in_the_builds_trusted_keys_for_the_next_update() {
 
 #[test]
 fn a_commit_cut_short_at_each_step_is_finished_or_left_for_recovery() {
-    use k8r_card::recovery::Recovery;
-    use k8r_card::testkit::{keypair, trusted};
-    use k8r_card::trust::CardTrust;
+    use k8r_card::testkit::trusted;
     // (failpoint, autoboot.txt after the cut, the record's phase after the cut)
     let cuts = [
         ("trial-before-commit", ON_RECOVERY, "phase=boot"),
@@ -879,17 +888,7 @@ fn a_commit_cut_short_at_each_step_is_finished_or_left_for_recovery() {
         ("trial-after-record", ON_WORKING, "phase=committed"),
     ];
     for (point, autoboot, phase) in cuts {
-        let n = Node::new("1.31.2", &format!("KUBEADM_JOIN_STRING=\"{JOIN}\"\n"));
-        with_stored_build(&n);
-        let (old, new) = (keypair(), keypair());
-        let recovery = Recovery::new(&n.p1);
-        recovery
-            .write_trust(&CardTrust {
-                keys: trusted(&[&old]),
-                since_build: Some("b-before".into()),
-            })
-            .expect("trust");
-        n.put("usr/lib/k8r/trusted-keys", &trusted(&[&old, &new]).render());
+        let (n, recovery, old, new) = rotating_keys();
         n.on_trial("b-1.31.2");
         let containerd = n.containerd();
         let cut = n
