@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use k8r_qemu::{HarnessError, Machine, MachineConfig, Profile};
 
+use crate::http::Server;
 use crate::{assemble_card, Built, BASE_2604_SYSTEMD};
 
 /// Generous: TCG on two shared cores boots systemd in 20-100 s, and installs take their time.
@@ -67,4 +68,17 @@ pub fn port(url: &str) -> u16 {
     url.rsplit_once(':')
         .and_then(|(_, p)| p.trim_end_matches('/').parse().ok())
         .expect("port in the server URL")
+}
+
+/// Publishes each build's upgrade artefacts (`manifest.toml`, `image.img.xz`,
+/// `boot.tar.xz`) under `www/<dir>/` and serves `www` from 127.0.0.1: the user's
+/// `HTTP_IMAGE_URL` server, which a guest reaches as `http://10.0.2.100/<dir>/`.
+pub fn serve_builds(www: &Path, builds: &[(&str, &Built)]) -> Server {
+    for (dir, b) in builds {
+        std::fs::create_dir_all(www.join(dir)).expect("www");
+        for f in ["manifest.toml", "image.img.xz", "boot.tar.xz"] {
+            std::fs::copy(b.images.join(f), www.join(dir).join(f)).expect("publish");
+        }
+    }
+    Server::serve_dir(www).expect("server")
 }

@@ -8,8 +8,7 @@
 //! what the data partition holds survives.
 
 use k8r_qemu::Machine;
-use k8r_tests::http::Server;
-use k8r_tests::node::{config, node_card, ok, port, wait_bootstrap, WAIT};
+use k8r_tests::node::{config, node_card, ok, port, serve_builds, wait_bootstrap, WAIT};
 use k8r_tests::{assemble_card, BASE_2604_SYSTEMD};
 
 /// The recorded copy of the configuration `kubeadm init` got, parsed.
@@ -47,13 +46,7 @@ fn a_master_initialises_reinstalls_and_upgrades() {
         BASE_2604_SYSTEMD,
         "K8S_VERSION=\"1.33.0\"\n",
     );
-    for (dir, b) in [("next", &next), ("skip", &skip)] {
-        std::fs::create_dir_all(www.join(dir)).expect("www");
-        for f in ["manifest.toml", "image.img.xz", "boot.tar.xz"] {
-            std::fs::copy(b.images.join(f), www.join(dir).join(f)).expect("publish");
-        }
-    }
-    let server = Server::serve_dir(&www).expect("server");
+    let server = serve_builds(&www, &[("next", &next), ("skip", &skip)]);
     let mut vm =
         Machine::start(config("node-master", &built.card, port(&server.url()), "")).expect("boot");
 

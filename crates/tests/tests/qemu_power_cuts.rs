@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use k8r_card::store::Store;
 use k8r_qemu::Machine;
-use k8r_tests::http::Server;
-use k8r_tests::node::{config, node_card, ok, port, WAIT};
+use k8r_tests::node::{config, node_card, ok, port, serve_builds, WAIT};
 use k8r_tests::{assemble_card, fat_partition, fsck_partition, scratch, BASE_2604_SYSTEMD};
 
 const JOIN: &str = "kubeadm join 10.0.0.1:6443 --token k8rcut.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -144,14 +143,10 @@ fn random_power_cuts_end_installed_verified_and_committed_with_clean_filesystems
     );
     let ids = [a.report.build_id.clone(), b.report.build_id.clone()];
     assert_ne!(ids[0], ids[1]);
-    let www = a.dir.join("www");
-    for (built, id) in [(&a, &ids[0]), (&b, &ids[1])] {
-        std::fs::create_dir_all(www.join(id)).expect("www");
-        for f in ["manifest.toml", "image.img.xz", "boot.tar.xz"] {
-            std::fs::copy(built.images.join(f), www.join(id).join(f)).expect("publish");
-        }
-    }
-    let server = Server::serve_dir(&www).expect("server");
+    let server = serve_builds(
+        &a.dir.join("www"),
+        &[(ids[0].as_str(), &a), (ids[1].as_str(), &b)],
+    );
     let mut vm =
         Machine::start(config("power-cuts", &a.card, port(&server.url()), "")).expect("boot");
     let mut committed = ids[0].clone();

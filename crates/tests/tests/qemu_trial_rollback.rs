@@ -17,8 +17,7 @@
 //! first test (the harness runs the two at once; their waits overlap).
 
 use k8r_qemu::Machine;
-use k8r_tests::http::Server;
-use k8r_tests::node::{config, node_card, ok, port, WAIT};
+use k8r_tests::node::{config, node_card, ok, port, serve_builds, WAIT};
 use k8r_tests::{assemble_card, fat_partition, BASE_2604_SYSTEMD};
 
 const COMMITTED: &str = "committed (autoboot.txt points at this system)";
@@ -64,12 +63,7 @@ fn a_build_that_panics_on_trial_is_rolled_back_and_tryboot_still_works() {
     );
     let (good_id, bad_id) = (&good.report.build_id, &bad.report.build_id);
     assert_ne!(good_id, bad_id);
-    let www = good.dir.join("www");
-    std::fs::create_dir_all(www.join("bad")).expect("www");
-    for f in ["manifest.toml", "image.img.xz", "boot.tar.xz"] {
-        std::fs::copy(bad.images.join(f), www.join("bad").join(f)).expect("publish");
-    }
-    let server = Server::serve_dir(&www).expect("server");
+    let server = serve_builds(&good.dir.join("www"), &[("bad", &bad)]);
     let mut vm = Machine::start(config(
         "trial-rollback",
         &good.card,
@@ -216,12 +210,7 @@ fn a_cut_commit_is_finished_and_a_never_healthy_build_is_rolled_back_after_its_t
     );
     let (good_id, never_id) = (&good.report.build_id, &never.report.build_id);
     assert_ne!(good_id, never_id);
-    let www = good.dir.join("www");
-    std::fs::create_dir_all(www.join("never")).expect("www");
-    for f in ["manifest.toml", "image.img.xz", "boot.tar.xz"] {
-        std::fs::copy(never.images.join(f), www.join("never").join(f)).expect("publish");
-    }
-    let server = Server::serve_dir(&www).expect("server");
+    let server = serve_builds(&good.dir.join("www"), &[("never", &never)]);
     let mut vm = Machine::start(config(
         "trial-cuts",
         &good.card,
