@@ -176,7 +176,9 @@ fn trust(
         k8r_manifest::signature::verify(&stored.bytes, stored.signature.as_deref(), &keys)
     {
         bail!(
-            "not changing the card's trusted keys to {}: its stored build {build} would then be              refused ({e}); give a list that includes the key the build is signed with, or              assemble a build signed by one of these keys",
+            "not changing the card's trusted keys to {}: its stored build {build} would then be \
+             refused ({e}); give a list that includes the key the build is signed with, or \
+             assemble a build signed by one of these keys",
             keys.ids()
         );
     }
