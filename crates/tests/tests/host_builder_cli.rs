@@ -172,14 +172,7 @@ fn secrets_of_a_refused_configuration_appear_in_no_output() {
                     "{what}, {args:?}: {want:?} missing: {stderr}"
                 );
             }
-            for hidden in [
-                "hunter2",
-                "$hu",
-                secret,
-                &secret[4..12],
-                hex,
-                &hex[32..48],
-            ] {
+            for hidden in ["hunter2", "$hu", secret, &secret[4..12], hex, &hex[32..48]] {
                 assert!(
                     !stdout.contains(hidden) && !stderr.contains(hidden),
                     "{what}, {args:?}: {hidden} shown: {stdout}{stderr}"
