@@ -144,24 +144,37 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, bool)>) -> Result<(),
     Ok(())
 }
 
-/// SHA-256 of each `(offset, length)` range of `file`, computed on `threads` threads.
+/// SHA-256 of each `(offset, length)` range of `file`, computed on `threads` threads;
+/// `progress` is called on this thread with the bytes hashed so far.
 pub fn hash_ranges(
     file: &Path,
     ranges: &[(u64, u64)],
     threads: usize,
+    progress: &dyn Fn(u64),
 ) -> Result<Vec<String>, ImageError> {
     type Slot = Option<Result<String, ImageError>>;
     let mut results: Vec<Slot> = (0..ranges.len()).map(|_| None).collect();
     let per = ranges.len().div_ceil(threads.max(1)).max(1);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<u64>();
     std::thread::scope(|scope| {
         for (chunk, slots) in results.chunks_mut(per).enumerate() {
             let start = chunk * per;
+            let done_tx = done_tx.clone();
             scope.spawn(move || {
                 for (k, slot) in slots.iter_mut().enumerate() {
                     let (offset, length) = ranges[start + k];
-                    *slot = Some(hash_range(file, offset, length));
+                    *slot = Some(hash_range(file, offset, length, &|n| {
+                        let _ = done_tx.send(n);
+                    }));
                 }
             });
+        }
+        // Ends when every worker has finished (and dropped its sender).
+        drop(done_tx);
+        let mut done = 0u64;
+        for n in done_rx {
+            done += n;
+            progress(done);
         }
     });
     results
@@ -170,7 +183,27 @@ pub fn hash_ranges(
         .collect()
 }
 
-fn hash_range(file: &Path, offset: u64, length: u64) -> Result<String, ImageError> {
+/// SHA-256 of the whole of `file`; `progress` is called with the bytes hashed so far.
+pub fn sha256_file(file: &Path, progress: &dyn Fn(u64)) -> Result<String, ImageError> {
+    let mut src = HashingReader::new(File::open(file).map_err(io_err(file))?);
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = src.read(&mut buf).map_err(io_err(file))?;
+        if n == 0 {
+            break;
+        }
+        progress(src.count());
+    }
+    Ok(src.finish().0)
+}
+
+/// SHA-256 of one range; `hashed` is told each piece's length as it is hashed.
+fn hash_range(
+    file: &Path,
+    offset: u64,
+    length: u64,
+    hashed: &dyn Fn(u64),
+) -> Result<String, ImageError> {
     let mut f = File::open(file).map_err(io_err(file))?;
     f.seek(SeekFrom::Start(offset)).map_err(io_err(file))?;
     let mut h = Sha256::new();
@@ -181,6 +214,7 @@ fn hash_range(file: &Path, offset: u64, length: u64) -> Result<String, ImageErro
         f.read_exact(&mut buf[..want]).map_err(io_err(file))?;
         h.update(&buf[..want]);
         left -= want as u64;
+        hashed(want as u64);
     }
     Ok(hex(&h.finalize()))
 }
@@ -188,8 +222,13 @@ fn hash_range(file: &Path, offset: u64, length: u64) -> Result<String, ImageErro
 /// Makes every byte outside `used` (sorted, non-overlapping `(offset, length)` extents) zero,
 /// writing only where something non-zero is found. Free blocks of a vendor image can hold old
 /// data; the installer skips free space and insists it is zero in the stream. Returns the
-/// bytes zeroed.
-pub fn zero_outside(file: &Path, used: &[(u64, u64)], total: u64) -> Result<u64, ImageError> {
+/// bytes zeroed. `progress` is called with the free bytes checked so far and their total.
+pub fn zero_outside(
+    file: &Path,
+    used: &[(u64, u64)],
+    total: u64,
+    progress: &dyn Fn(u64, u64),
+) -> Result<u64, ImageError> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -206,7 +245,8 @@ pub fn zero_outside(file: &Path, used: &[(u64, u64)], total: u64) -> Result<u64,
     if total > pos {
         gaps.push((pos, total - pos));
     }
-    let mut zeroed = 0u64;
+    let free: u64 = gaps.iter().map(|&(_, length)| length).sum();
+    let (mut zeroed, mut checked) = (0u64, 0u64);
     let mut buf = vec![0u8; 1 << 20];
     let zeros = vec![0u8; 1 << 20];
     for (start, length) in gaps {
@@ -222,6 +262,8 @@ pub fn zero_outside(file: &Path, used: &[(u64, u64)], total: u64) -> Result<u64,
                 zeroed += n as u64;
             }
             at += n as u64;
+            checked += n as u64;
+            progress(checked, free);
         }
     }
     f.sync_all().map_err(io_err(file))?;
@@ -272,14 +314,23 @@ mod tests {
         let f = dir.path().join("f");
         std::fs::write(&f, vec![0xA5u8; 3 << 20]).expect("write");
         let used = [(1 << 20, 4096)];
-        let zeroed = zero_outside(&f, &used, 3 << 20).expect("zero");
+        let seen = std::cell::RefCell::new(Vec::new());
+        let zeroed = zero_outside(&f, &used, 3 << 20, &|n, total| {
+            seen.borrow_mut().push((n, total))
+        })
+        .expect("zero");
         assert_eq!(zeroed, (3 << 20) - 4096);
+        let free = (3 << 20) - 4096;
+        let seen = seen.into_inner();
+        assert!(seen.len() >= 3, "progress per MiB checked: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(free, free)), "ends at the free bytes");
         let data = std::fs::read(&f).expect("read");
         assert!(data[..1 << 20].iter().all(|&b| b == 0));
         assert!(data[1 << 20..(1 << 20) + 4096].iter().all(|&b| b == 0xA5));
         assert!(data[(1 << 20) + 4096..].iter().all(|&b| b == 0));
         assert_eq!(
-            zero_outside(&f, &used, 3 << 20).expect("again"),
+            zero_outside(&f, &used, 3 << 20, &|_, _| {}).expect("again"),
             0,
             "nothing left to zero"
         );
@@ -294,7 +345,13 @@ mod tests {
             .collect();
         std::fs::write(&f, &data).expect("write");
         let ranges = [(0, 10), (4096, 5000), (99_000, 1000)];
-        let got = hash_ranges(&f, &ranges, 2).expect("hash");
+        let done = std::cell::Cell::new(0);
+        let got = hash_ranges(&f, &ranges, 2, &|n| {
+            assert!(n > done.get(), "progress only grows");
+            done.set(n);
+        })
+        .expect("hash");
+        assert_eq!(done.get(), 6010, "progress ends at the bytes hashed");
         for ((o, l), h) in ranges.iter().zip(&got) {
             let (o, l) = (
                 usize::try_from(*o).expect("o"),
@@ -302,7 +359,24 @@ mod tests {
             );
             assert_eq!(h, &hex(&Sha256::digest(&data[o..o + l])));
         }
-        assert!(hash_ranges(&f, &[(99_999, 10)], 1).is_err(), "past the end");
+        assert!(
+            hash_ranges(&f, &[(99_999, 10)], 1, &|_| {}).is_err(),
+            "past the end"
+        );
+    }
+
+    #[test]
+    fn a_whole_file_hashes_as_sha256sum_would_with_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        let data = vec![7u8; (5 << 20) + 3];
+        std::fs::write(&f, &data).expect("write");
+        let seen = std::cell::RefCell::new(Vec::new());
+        let got = sha256_file(&f, &|n| seen.borrow_mut().push(n)).expect("hash");
+        assert_eq!(got, hex(&Sha256::digest(&data)));
+        let seen = seen.into_inner();
+        assert!(seen.len() >= 5, "{seen:?}");
+        assert_eq!(seen.last(), Some(&(data.len() as u64)));
     }
 
     #[test]

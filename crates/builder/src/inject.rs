@@ -7,6 +7,10 @@
 //! reads on the first boot). Nothing else on the card changes, except that a `SHA256SUMS`
 //! beside the card listing it is brought up to date.
 //!
+//! A card in an output directory (one holding `SHA256SUMS` or a build's lock file) is changed
+//! under that directory's build lock, the one `assemble` holds: `inject` refuses at once,
+//! naming the holder's pid, while a build writes there.
+//!
 //! `IMAGE` is a build input, not a node setting: the configuration need not have it, and the
 //! card keeps the value it was built with.
 
@@ -20,6 +24,7 @@ use anyhow::{bail, Context, Result};
 use k8r_card::layout::{BOOT_LABEL, RECOVERY_LABEL};
 use k8r_card::recovery::{NODE_DIR, NODE_USER_DATA, NODE_VARIABLES};
 
+use crate::assemble::outdir::{OutDirError, OutDirLock, LOCK_FILE};
 use crate::bootpart;
 use crate::config::Purpose;
 use crate::image::card;
@@ -83,6 +88,40 @@ fn keep_image(new: &str, old: &str) -> String {
         })
 }
 
+/// The build lock of the output directory `image` sits in (a directory holding `SHA256SUMS`
+/// or a build's lock file), if it does: `inject` rewrites the card and `SHA256SUMS` there and
+/// must not race an `assemble` into it. A directory that cannot be locked (not writable, no
+/// `flock`) is used without the lock, with a warning.
+fn lock_out_dir(image: &Path) -> Result<Option<OutDirLock>> {
+    let dir = match image.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => return Ok(None),
+    };
+    if !(dir.join(crate::assemble::SUMS).exists() || dir.join(LOCK_FILE).exists()) {
+        return Ok(None);
+    }
+    match OutDirLock::acquire(dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(OutDirError::Busy { dir, holder }) => bail!(
+            "not changing {}: {} is being written by another k8r-builder{}: wait for it to \
+             finish, then run inject again",
+            image.display(),
+            dir.display(),
+            holder
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default()
+        ),
+        Err(e) => {
+            log::warn!(
+                "changing {} without the output directory's lock: {e}",
+                image.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// Applies `config` (and `password_hash` beside it) to the card `image`; returns a report of
 /// what changed.
 pub fn inject(image: &Path, config: &Path) -> Result<String> {
@@ -98,6 +137,7 @@ pub fn inject_with(
 ) -> Result<String> {
     let cfg = crate::config::load_and_warn_for(config, Purpose::NodeSettings)
         .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let _lock = lock_out_dir(image)?;
     let parts = find_parts(image)?;
     let stored = stored_build(&parts.recovery)
         .map_err(|e| anyhow::anyhow!("the card's stored build: {e}"))?;
@@ -176,7 +216,9 @@ fn trust(
         k8r_manifest::signature::verify(&stored.bytes, stored.signature.as_deref(), &keys)
     {
         bail!(
-            "not changing the card's trusted keys to {}: its stored build {build} would then be              refused ({e}); give a list that includes the key the build is signed with, or              assemble a build signed by one of these keys",
+            "not changing the card's trusted keys to {}: its stored build {build} would then be \
+             refused ({e}); give a list that includes the key the build is signed with, or \
+             assemble a build signed by one of these keys",
             keys.ids()
         );
     }

@@ -102,6 +102,88 @@ fn bad_configurations_are_refused_with_file_line_and_fix() {
 }
 
 #[test]
+fn secrets_of_a_refused_configuration_appear_in_no_output() {
+    let dir = scratch("cli-secrets-refused");
+    let base = fixture(BASE_2404);
+    let minimal = format!("IMAGE=\"{}\"\nK8S_VERSION=\"1.31.2\"\n", base.display());
+    // A plain-text password that starts like a hash; a join command whose token secret has an
+    // upper-case letter (so it is malformed and no well-formed-token redaction applies).
+    let password = "$hunter2-like-plain-text";
+    let secret = "0123456789abcdeX";
+    let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let join = format!(
+        "kubeadm join 10.0.0.5:6443 --token abcdef.{secret} --discovery-token-ca-cert-hash sha256:{hex}"
+    );
+    let cases: [(&str, String, Option<&str>, &[&str]); 3] = [
+        (
+            "password",
+            minimal.clone(),
+            Some(password),
+            &["password_hash:1", "an unknown hash type", "24 characters"],
+        ),
+        (
+            "quoted join",
+            format!("{minimal}KUBEADM_JOIN_STRING=\"{join}\"\n"),
+            None,
+            &[
+                "variables.cfg:3",
+                "KUBEADM_JOIN_STRING",
+                "--token \"abcdef…\"",
+                "its secret has characters other than a-z and 0-9",
+            ],
+        ),
+        (
+            "unquoted join",
+            format!("{minimal}KUBEADM_JOIN_STRING={join}\n"),
+            None,
+            &[
+                "variables.cfg:3",
+                "KUBEADM_JOIN_STRING",
+                "--token abcdef…",
+                "sha256:…",
+            ],
+        ),
+    ];
+    for (what, cfg, password_hash, wants) in cases {
+        std::fs::write(dir.join("variables.cfg"), &cfg).expect("config");
+        let hash_file = dir.join("password_hash");
+        match password_hash {
+            Some(p) => std::fs::write(&hash_file, format!("{p}\n")).expect("password_hash"),
+            None => {
+                let _ = std::fs::remove_file(&hash_file);
+            }
+        }
+        for args in [
+            &["assemble", "--out", "images"][..],
+            &[
+                "inject",
+                "--image",
+                "no-such-card.img",
+                "--config",
+                "variables.cfg",
+            ][..],
+        ] {
+            let out = run_builder(args, &dir);
+            let (stdout, stderr) = k8r_tests::output_text(&out);
+            assert!(!out.status.success(), "{what}, {args:?}: must be refused");
+            for want in wants {
+                assert!(
+                    stderr.contains(want),
+                    "{what}, {args:?}: {want:?} missing: {stderr}"
+                );
+            }
+            for hidden in ["hunter2", "$hu", secret, &secret[4..12], hex, &hex[32..48]] {
+                assert!(
+                    !stdout.contains(hidden) && !stderr.contains(hidden),
+                    "{what}, {args:?}: {hidden} shown: {stdout}{stderr}"
+                );
+            }
+        }
+        assert!(!dir.join("images").exists(), "nothing is written");
+    }
+}
+
+#[test]
 fn a_download_with_the_wrong_digest_is_refused_and_not_cached() {
     let dir = scratch("cli-bad-digest");
     let tampered = dir.join("mirror");

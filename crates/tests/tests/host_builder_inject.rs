@@ -128,6 +128,57 @@ fn inject_in_place_keeps_sha256sums_true_and_says_so() {
 }
 
 #[test]
+fn inject_refuses_at_once_while_a_build_holds_the_output_directory() {
+    let (dir, card) = own_card("inject-locked");
+    let images = dir.join("images");
+    let cfg = config(&dir, None, "NODE_NAME=\"locked-out\"\n");
+    let digest = || k8r_card::digest::sha256_file(&card).expect("hash the card");
+    let sums = || std::fs::read_to_string(images.join("SHA256SUMS")).expect("SHA256SUMS");
+    let (card_before, sums_before) = (digest(), sums());
+
+    // This test process plays the build: it holds the lock `assemble` takes.
+    let lock = k8r_builder::assemble::outdir::OutDirLock::acquire(&images).expect("lock");
+    let started = std::time::Instant::now();
+    let out = run(
+        &[
+            "inject",
+            "--image",
+            &card.to_string_lossy(),
+            "--config",
+            &cfg.to_string_lossy(),
+        ],
+        &dir,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !out.status.success(),
+        "inject must refuse: {stdout}{stderr}"
+    );
+    for part in [
+        format!("not changing {}", card.display()),
+        "is being written by another k8r-builder".to_owned(),
+        format!("(pid {})", std::process::id()),
+    ] {
+        assert!(stderr.contains(&part), "{part} missing: {stderr}");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "refused at once, not after waiting"
+    );
+    assert_eq!(digest(), card_before, "the card is unchanged");
+    assert_eq!(sums(), sums_before, "SHA256SUMS is unchanged");
+
+    // The build is over: inject goes ahead, and leaves no lock file behind.
+    drop(lock);
+    let report = inject(&card, &cfg, &dir);
+    assert!(report.contains("set NODE_NAME=\"locked-out\""), "{report}");
+    assert!(report.contains("updated"), "{report}");
+    assert!(!images
+        .join(k8r_builder::assemble::outdir::LOCK_FILE)
+        .exists());
+}
+
+#[test]
 fn inject_needs_no_image_and_never_writes_one_onto_the_card() {
     let (dir, card) = own_card("inject-no-image");
     let before = image_line(&p1_file(&card, "k8r/node/variables.cfg").expect("node cfg"));

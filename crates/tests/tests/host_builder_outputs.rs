@@ -122,12 +122,18 @@ fn a_second_build_into_the_same_directory_is_refused_and_the_first_verifies() {
         tail.contains("warning: variables.cfg:") && tail.contains("unknown key K8S_VERSON"),
         "{out}"
     );
-    // Progress on the compression steps (a line per quarter, stderr not being a terminal).
+    // Progress on the long steps (a line per quarter, stderr not being a terminal).
     for line in [
+        "hash base image: 25%",
+        "hash base image: 50%",
+        "hash base image: 75%",
+        "zero free space: 25%",
         "boot.tar.xz: 25%",
         "image.img.xz: 25%",
         "image.img.xz: 50%",
         "image.img.xz: 75%",
+        "range digests: 25%",
+        "range digests: 75%",
     ] {
         assert!(err1.contains(line), "{line}: {err1}");
     }

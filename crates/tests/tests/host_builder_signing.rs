@@ -236,6 +236,14 @@ fn inject_rotates_a_cards_keys_and_refuses_a_list_without_the_builds_key() {
         )),
         "{stderr}"
     );
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("not changing the card's trusted keys"))
+        .unwrap_or_default();
+    assert!(
+        refusal.contains("would then be refused (") && !refusal.contains("  "),
+        "one space between words: {refusal}"
+    );
     assert_eq!(sha(&card), before, "the card is unchanged");
     // Old and new together: accepted (the stored build is signed by the old one).
     let old_s = s.public.to_string_lossy().into_owned();

@@ -8,6 +8,7 @@ use super::{other, utc_rfc3339, AssembleError, BOOT_TXZ, ROOT_XZ};
 use crate::artefacts::{self, Digests};
 use crate::base::{BaseImage, Shape};
 use crate::image::used_ranges::UsedMap;
+use crate::progress::Progress;
 
 /// What the manifest is made from.
 #[derive(Debug)]
@@ -40,7 +41,10 @@ pub(super) struct ManifestParts<'a> {
 pub(super) fn make_manifest(p: &ManifestParts<'_>) -> Result<Manifest, AssembleError> {
     let (root_digests, boot_digests, used) = (p.root_digests, p.boot_digests, p.used);
     let pieces = k8r_manifest::split_ranges(&used.extents, k8r_manifest::MAX_RANGE);
-    let digests = artefacts::hash_ranges(p.root, &pieces, p.threads)?;
+    let total = pieces.iter().map(|&(_, length)| length).sum();
+    let progress = Progress::bytes("range digests", total);
+    let digests = artefacts::hash_ranges(p.root, &pieces, p.threads, &|n| progress.set(n))?;
+    progress.finish();
     let ranges = pieces
         .iter()
         .zip(digests)

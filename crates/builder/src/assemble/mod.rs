@@ -190,7 +190,12 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             kernel: choice.kernel.clone(),
             reason,
         })?;
-        let base_sha = sha256_file(&base.path).map_err(io_err(&base.path))?;
+        let size = std::fs::metadata(&base.path)
+            .map_err(io_err(&base.path))?
+            .len();
+        let progress = Progress::bytes("hash base image", size);
+        let base_sha = artefacts::sha256_file(&base.path, &|n| progress.set(n))?;
+        progress.finish();
         Ok::<_, AssembleError>((choice, shape, release, base_sha))
     })?;
     log::info!(
@@ -226,7 +231,16 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         let mut file = std::fs::File::open(&root).map_err(io_err(&root))?;
         let used = crate::image::used_ranges::used_ranges(&mut file)
             .map_err(|e| other(format!("{}: {e}", root.display())))?;
-        let zeroed = artefacts::zero_outside(&root, &used.extents, used.total_bytes)?;
+        let progress = std::cell::OnceCell::new();
+        let zeroed =
+            artefacts::zero_outside(&root, &used.extents, used.total_bytes, &|n, free| {
+                progress
+                    .get_or_init(|| Progress::bytes("zero free space", free))
+                    .set(n);
+            })?;
+        if let Some(p) = progress.get() {
+            p.finish();
+        }
         if zeroed > 0 {
             log::info!(
                 "zeroed {} MiB of stale data in the root's free space",
