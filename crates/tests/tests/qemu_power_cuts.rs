@@ -157,6 +157,10 @@ fn random_power_cuts_end_installed_verified_and_committed_with_clean_filesystems
         eprintln!("power cuts: {why}");
         if trial > 0 {
             vm.power_on().expect("power on");
+        }
+        // The first trial's install phase cuts the first flash; every other trial starts
+        // on the committed working system.
+        if trial > 0 || !matches!(phase, Phase::Install) {
             settle(&mut vm, &why);
         }
         let other = if committed == ids[0] {
