@@ -105,7 +105,7 @@ fn make(dir: &Path, input: &Input, size_mib: u64, data_mib: u64) -> Result<()> {
     let used = used_ranges(&mut file).context("reading the root's block bitmaps")?;
     let pieces = k8r_manifest::split_ranges(&used.extents, k8r_manifest::MAX_RANGE);
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let digests = artefacts::hash_ranges(&input.image, &pieces, threads)?;
+    let digests = artefacts::hash_ranges(&input.image, &pieces, threads, &|_| {})?;
     log::info!(
         "bench: compressing {} MiB ({} MiB used) with the builder's xz (preset {XZ_PRESET})",
         input.size >> 20,
