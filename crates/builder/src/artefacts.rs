@@ -183,20 +183,6 @@ pub fn hash_ranges(
         .collect()
 }
 
-/// SHA-256 of the whole of `file`; `progress` is called with the bytes hashed so far.
-pub fn sha256_file(file: &Path, progress: &dyn Fn(u64)) -> Result<String, ImageError> {
-    let mut src = HashingReader::new(File::open(file).map_err(io_err(file))?);
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = src.read(&mut buf).map_err(io_err(file))?;
-        if n == 0 {
-            break;
-        }
-        progress(src.count());
-    }
-    Ok(src.finish().0)
-}
-
 /// SHA-256 of one range; `hashed` is told each piece's length as it is hashed.
 fn hash_range(
     file: &Path,
@@ -363,20 +349,6 @@ mod tests {
             hash_ranges(&f, &[(99_999, 10)], 1, &|_| {}).is_err(),
             "past the end"
         );
-    }
-
-    #[test]
-    fn a_whole_file_hashes_as_sha256sum_would_with_progress() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let f = dir.path().join("f");
-        let data = vec![7u8; (5 << 20) + 3];
-        std::fs::write(&f, &data).expect("write");
-        let seen = std::cell::RefCell::new(Vec::new());
-        let got = sha256_file(&f, &|n| seen.borrow_mut().push(n)).expect("hash");
-        assert_eq!(got, hex(&Sha256::digest(&data)));
-        let seen = seen.into_inner();
-        assert!(seen.len() >= 5, "{seen:?}");
-        assert_eq!(seen.last(), Some(&(data.len() as u64)));
     }
 
     #[test]

@@ -33,8 +33,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// # Errors
 /// The file cannot be opened or read.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
+    sha256_file_with_progress(path, &|_| {})
+}
+
+/// Lowercase hex SHA-256 of a whole file; `progress` is called after each megabyte with the
+/// bytes hashed so far (a base image of several GiB takes a while on a slow disk).
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub fn sha256_file_with_progress(path: &Path, progress: &dyn Fn(u64)) -> io::Result<String> {
     let mut reader = HashingReader::new(File::open(path)?);
-    io::copy(&mut reader, &mut io::sink())?;
+    let mut buf = vec![0u8; 1 << 20];
+    while reader.read(&mut buf)? != 0 {
+        progress(reader.count());
+    }
     Ok(reader.finish().0)
 }
 
@@ -271,5 +283,20 @@ mod tests {
         std::fs::write(&p, b"abc").expect("write");
         assert_eq!(sha256_file(&p).expect("sha"), ABC);
         assert!(sha256_file(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn a_whole_file_hashes_as_sha256sum_would_with_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        let data = vec![7u8; (5 << 20) + 3];
+        std::fs::write(&f, &data).expect("write");
+        let seen = std::cell::RefCell::new(Vec::new());
+        let got = sha256_file_with_progress(&f, &|n| seen.borrow_mut().push(n)).expect("hash");
+        assert_eq!(got, sha256_hex(&data));
+        let seen = seen.into_inner();
+        assert!(seen.len() >= 5, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(data.len() as u64)));
     }
 }

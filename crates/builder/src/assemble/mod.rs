@@ -16,7 +16,7 @@ mod root;
 
 use std::path::{Path, PathBuf};
 
-use k8r_card::digest::{hex, sha256_file};
+use k8r_card::digest::{hex, sha256_file, sha256_file_with_progress};
 use k8r_card::trust::CardTrust;
 use k8r_manifest::signature::{TrustedKeys, SIGNATURE_FILE};
 use k8r_manifest::Manifest;
@@ -194,7 +194,8 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             .map_err(io_err(&base.path))?
             .len();
         let progress = Progress::bytes("hash base image", size);
-        let base_sha = artefacts::sha256_file(&base.path, &|n| progress.set(n))?;
+        let base_sha = sha256_file_with_progress(&base.path, &|n| progress.set(n))
+            .map_err(io_err(&base.path))?;
         progress.finish();
         Ok::<_, AssembleError>((choice, shape, release, base_sha))
     })?;
