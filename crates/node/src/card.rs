@@ -245,13 +245,10 @@ fn fsck_fat(dev: &Path) -> Option<Result<crate::exec::Output, crate::exec::ExecE
     }))
 }
 
-/// One agent at a time on the recovery partition: an exclusive `flock` on a file under
-/// `/run/k8r`, waited for.
+/// One agent at a time on the recovery partition: an exclusive `flock` on a file in the
+/// private [`crate::host::RUN_DIR`], waited for.
 fn lock(host: &Host) -> Result<File> {
-    let path = host.path("/run/k8r/recovery.lock");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let path = host.run_dir()?.join("recovery.lock");
     let fd = rustix::fs::open(
         &path,
         OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// The agent's runtime directory (tmpfs, gone at each boot): its lock, the mount point of the
+/// recovery partition, the mark that this boot's setup succeeded.
+pub const RUN_DIR: &str = "/run/k8r";
+
 /// The machine's filesystem root.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -50,6 +54,17 @@ impl Host {
         Ok(self
             .read_opt(abs)?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// The agent's runtime directory [`RUN_DIR`], created (with its parents) if needed and
+    /// made `0700 root`: the recovery partition is mounted under it while the agent reads or
+    /// writes it, with the node's join secret in its settings, so no other user may enter.
+    pub fn run_dir(&self) -> Result<PathBuf> {
+        let dir = self.path(RUN_DIR);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private (0700)", dir.display()))?;
+        Ok(dir)
     }
 
     /// Writes `data` to `abs` atomically (temp file, fsync, rename) with `mode`, creating
@@ -100,6 +115,21 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_directory_is_private_even_when_it_existed_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = Host::at(dir.path());
+        fs::create_dir_all(h.path(RUN_DIR)).expect("mkdir");
+        fs::set_permissions(h.path(RUN_DIR), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let got = h.run_dir().expect("run dir");
+        assert_eq!(got, h.path(RUN_DIR));
+        let mode = fs::metadata(&got).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
+        for inside in [k8r_card::image_root::RECOVERY_MOUNT, crate::trial::SETUP_OK] {
+            assert!(inside.starts_with(&format!("{RUN_DIR}/")), "{inside}");
+        }
+    }
 
     #[test]
     fn paths_are_under_the_root() {

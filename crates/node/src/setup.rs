@@ -187,6 +187,7 @@ pub fn run(host: &Host, target: &Target) -> Result<()> {
     data.write_state(&state)?;
     host.write(BOOTED_MARKER, build.build_id.as_bytes(), 0o644)?;
     // Every step succeeded on this boot: the trial's first health fact (crate::trial).
+    host.run_dir()?;
     host.write(crate::trial::SETUP_OK, build.build_id.as_bytes(), 0o644)?;
     Ok(())
 }

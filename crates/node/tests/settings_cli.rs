@@ -112,6 +112,12 @@ fn node_settings_are_merged_at_boot_and_survive_a_reinstall() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "it holds the token");
+    let run = std::fs::metadata(n.root.join("run/k8r")).expect("run dir");
+    assert_eq!(
+        run.permissions().mode() & 0o777,
+        0o700,
+        "p1, with the token, is mounted under it"
+    );
     assert_eq!(n.ok(&["config", "get", "KUBEADM_JOIN_STRING"]).trim(), join);
     let shown = n.ok(&["config", "show"]);
     assert!(
