@@ -9,9 +9,11 @@
 //! the manifest and its signature) and, put into the card's store, by the installer, with the
 //! current build intact (the store's pointer, p3 by digest, `autoboot.txt` on recovery).
 //!
-//! No output or log of the scenario holds the join token's secret (console, journal, the
-//! agent's and kubeadm's logs, `k8r status`, `k8r config show`, `inject`'s report), and the
-//! settings file that holds it is 0600 root.
+//! No output or log of the scenario holds the join token's secret or the login password's hash
+//! (console, journal, the agent's and kubeadm's logs, `k8r status`, `k8r config show`,
+//! `inject`'s report); the settings file that holds the token is 0600 root, the boot
+//! partition's `user-data` that holds the hash is 0600 root and its directory 0700, and so is
+//! the agent's runtime directory under which it mounts the recovery partition.
 
 use std::path::Path;
 
@@ -36,28 +38,54 @@ fn p3_digest(card: &Path) -> String {
 /// The join token's secret half: what must never be printed or logged.
 const TOKEN_SECRET: &str = "q7w8e9r0t1y2u3i4";
 
+/// The login password's hash (`password_hash` beside the worker's configuration), and a piece
+/// of its digest part that must never be printed or logged.
+const HASH: &str = "$6$k8rsaltsalt$f6ttKWY.CBvw1dl3yAcQWSMS19p/KAgRUg4.aL65vQJXEqJId34DN0joq4hb1dIwUFSxzKxAudnPFQjnIwzvq/";
+const HASH_SECRET: &str = "f6ttKWY.CBvw1dl3yAcQWSMS19p";
+
 /// Every output and log of the scenario so far is free of the token's secret: the console
 /// (installer, kernel, journal lines forwarded to it), the whole journal, the agent's log,
 /// kubeadm's log, `k8r status` and `k8r config show`, and `inject`'s report. The guest
 /// command spells the secret in two quoted halves so the console's echo of it does not
 /// match. The effective settings file that holds it is 0600 root.
 fn no_secret_anywhere(vm: &mut Machine, inject: &str) {
-    assert!(!inject.contains(TOKEN_SECRET), "inject: {inject}");
-    let console = vm.transcript();
-    assert!(
-        !console.contains(TOKEN_SECRET),
-        "the console shows the token's secret"
+    for secret in [TOKEN_SECRET, HASH_SECRET] {
+        assert!(!inject.contains(secret), "inject: {inject}");
+        assert!(
+            !vm.transcript().contains(secret),
+            "the console shows the secret {secret}"
+        );
+        let (half, rest) = secret.split_at(8);
+        let found = ok(
+            vm,
+            &format!(
+                "ls /var/log/k8r.log /var/log/kubeadm.log >/dev/null && \
+                 (journalctl -o cat; cat /var/log/k8r.log /var/log/kubeadm.log; k8r status; \
+                 k8r config show) | grep -c '{half}''{rest}' || true"
+            ),
+        );
+        assert_eq!(found.trim(), "0", "a log or an output holds {secret}");
+    }
+    // The hash did reach the node, where cloud-init reads it: only root can.
+    let (half, rest) = HASH_SECRET.split_at(8);
+    assert_eq!(
+        ok(
+            vm,
+            &format!("grep -c '{half}''{rest}' /boot/firmware/user-data")
+        )
+        .trim(),
+        "1"
     );
-    let (half, rest) = TOKEN_SECRET.split_at(8);
-    let found = ok(
-        vm,
-        &format!(
-            "ls /var/log/k8r.log /var/log/kubeadm.log >/dev/null && \
-             (journalctl -o cat; cat /var/log/k8r.log /var/log/kubeadm.log; k8r status; \
-             k8r config show) | grep -c '{half}''{rest}' || true"
-        ),
+    assert_eq!(
+        ok(
+            vm,
+            "stat -c '%a %U' /boot/firmware/user-data /boot/firmware /run/k8r"
+        )
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>(),
+        ["600 root", "700 root", "700 root"]
     );
-    assert_eq!(found.trim(), "0", "a log or an output holds the secret");
     let shown = ok(vm, "k8r config show | grep KUBEADM_JOIN_STRING");
     assert!(shown.contains("--token k8rwrk… "), "redacted: {shown}");
     assert_eq!(
@@ -95,7 +123,9 @@ fn an_injected_worker_joins_and_waits_out_a_stale_node() {
         ),
     )
     .expect("config");
+    std::fs::write(built.dir.join("password_hash"), format!("{HASH}\n")).expect("hash");
     let report = k8r_builder::inject::inject(&built.card, &worker).expect("inject");
+    assert!(report.contains("login password set"), "{report}");
     assert!(report.contains("set KUBEADM_JOIN_STRING"), "{report}");
 
     let server = Server::start().expect("server");

@@ -247,6 +247,19 @@ RuntimeWatchdogSec=15s
 RebootWatchdogSec=2min
 ";
 
+/// Where the unit systemd makes from Ubuntu's fstab line for the boot partition takes its
+/// mount options: that partition holds the node's `user-data` with the login password's
+/// hash, and FAT has no owners, so the masks make every file on it 0600 and every directory
+/// 0700 root (Ubuntu mounts it readable by every user).
+pub const BOOT_FIRMWARE_DROPIN: &str =
+    "/etc/systemd/system/boot-firmware.mount.d/60-k8r-private.conf";
+/// The drop-in's text.
+pub const BOOT_FIRMWARE_PRIVATE: &str = "\
+# k8r: the boot partition holds the login password's hash (user-data): root only
+[Mount]
+Options=defaults,fmask=0177,dmask=0077
+";
+
 /// The seed's operator scripts, now thin wrappers around the agent.
 const TASKS: &[(&str, &str)] = &[
     ("update_image_partition.sh", "update-image"),
@@ -365,6 +378,12 @@ pub fn stage(
         "/etc/systemd/system.conf.d/60-k8r-watchdog.conf",
         0o644,
         WATCHDOG_CONF.as_bytes(),
+    )?;
+    file(
+        &mut plan,
+        BOOT_FIRMWARE_DROPIN,
+        0o644,
+        BOOT_FIRMWARE_PRIVATE.as_bytes(),
     )?;
     for dir in [
         "/etc/kubernetes/manifests",
