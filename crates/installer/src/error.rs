@@ -79,6 +79,16 @@ pub enum Error {
         /// The manifest's size.
         need: u64,
     },
+    /// The stored build is for another architecture than the machine the installer runs on.
+    #[error("build {build} is for {image}, this machine runs {machine} programs: stage a build made with ARCH=\"{machine}\"")]
+    WrongArch {
+        /// The build's id.
+        build: String,
+        /// The manifest's `arch`.
+        image: String,
+        /// This machine's.
+        machine: String,
+    },
     /// The new boot partition would not boot, as the firmware model sees it.
     #[error("the new boot partition would not boot: {0}")]
     WouldNotBoot(String),

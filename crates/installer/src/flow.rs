@@ -38,6 +38,8 @@ pub(crate) struct Paths {
     pub recovery: PathBuf,
     /// Where p2 is mounted while its files are written.
     pub boot: PathBuf,
+    /// The manifest `arch` this machine runs.
+    pub arch: &'static str,
 }
 
 impl Default for Paths {
@@ -46,6 +48,7 @@ impl Default for Paths {
             sysfs: Sysfs::default(),
             recovery: PathBuf::from("/mnt/recovery"),
             boot: PathBuf::from("/mnt/boot"),
+            arch: k8r_manifest::NATIVE_ARCH.unwrap_or("unknown"),
         }
     }
 }
@@ -259,6 +262,7 @@ fn job<'a>(
         watchdog,
         threads: opts.threads,
         mem_total: opts.mem_total,
+        arch: paths.arch,
     }
 }
 
@@ -291,6 +295,7 @@ fn install_and_reboot(
     failpoints.hit(Point::AfterBegin, say);
     let steps = || -> Result<()> {
         install::check_signature(&job, say)?;
+        install::check_fits(&job)?;
         install::check_compressed(&job)?;
         say(&format!("{MARKER}: writing the root partition"));
         install::write_root(&job, say)?;
@@ -646,7 +651,10 @@ mod tests {
         let build_dir = r.recovery.store().build_dir("b1").expect("dir");
         let attempt = |r: &Ready| {
             let trial = Trial::new("b1", TrialKind::New);
-            let paths = Paths::default();
+            let paths = Paths {
+                arch: "arm64",
+                ..Paths::default()
+            };
             match install_and_reboot(r, &trial, &paths, &Failpoints::default(), None, &|_| {}) {
                 Err(e) => e.to_string(),
                 Ok(()) => unreachable!("install_and_reboot returns only on failure"),
@@ -677,5 +685,108 @@ mod tests {
             !cause.contains("signed") && !cause.contains("signature"),
             "{cause}"
         );
+    }
+
+    /// What an attempt on a card with a working root partition `p3` (a file of `p3_bytes`
+    /// filled with 0xaa) leaves: the failure's cause and p3's bytes afterwards.
+    fn attempt_with_p3(
+        r: &mut Ready,
+        dir: &Path,
+        p3_bytes: u64,
+        arch: &'static str,
+    ) -> (String, Vec<u8>) {
+        let p3 = dir.join("p3");
+        std::fs::write(&p3, vec![0xaa; usize::try_from(p3_bytes).expect("size")]).expect("p3");
+        r.card.parts = vec![k8r_card::disk::PartDev {
+            number: 3,
+            dev: p3.clone(),
+            start: 2048,
+            sectors: p3_bytes / 512,
+        }];
+        let paths = Paths {
+            arch,
+            ..Paths::default()
+        };
+        let trial = Trial::new("b1", TrialKind::New);
+        let cause =
+            match install_and_reboot(r, &trial, &paths, &Failpoints::default(), None, &|_| {}) {
+                Err(e) => e.to_string(),
+                Ok(()) => unreachable!("install_and_reboot returns only on failure"),
+            };
+        (cause, std::fs::read(&p3).expect("p3"))
+    }
+
+    #[test]
+    fn a_build_for_another_architecture_is_refused_before_the_card_is_touched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = ready(dir.path());
+        let size = r.build.manifest.root.size;
+        let (cause, p3) = attempt_with_p3(&mut r, dir.path(), size, "amd64");
+        assert_eq!(
+            cause,
+            "build b1 is for arm64, this machine runs amd64 programs: stage a build made with ARCH=\"amd64\""
+        );
+        assert!(p3.iter().all(|&b| b == 0xaa), "p3 was written");
+        assert!(r
+            .recovery
+            .install_log()
+            .contains("failed: build b1 is for arm64"));
+        assert!(!r.recovery.install_state().0.last_install_verified());
+        assert!(autoboot(dir.path()).contains("boot_partition=1"));
+        // The same card and build on the architecture the build is for: past this check, the
+        // root is written.
+        let (cause, p3) = attempt_with_p3(&mut r, dir.path(), size, "arm64");
+        assert!(!cause.contains("is for arm64"), "{cause}");
+        assert!(
+            p3.iter().any(|&b| b != 0xaa),
+            "p3 untouched on the right architecture: {cause}"
+        );
+    }
+
+    #[test]
+    fn a_root_larger_than_p3_is_refused_before_it_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = ready(dir.path());
+        let need = r.build.manifest.root.size;
+        let have = need - 512;
+        let (cause, p3) = attempt_with_p3(&mut r, dir.path(), have, "arm64");
+        assert_eq!(
+            cause,
+            format!(
+                "{} holds {have} bytes, the image needs {need} (the card's partition table does not fit this build: reflash the card)",
+                dir.path().join("p3").display()
+            )
+        );
+        assert!(p3.iter().all(|&b| b == 0xaa), "p3 was written");
+        assert!(autoboot(dir.path()).contains("boot_partition=1"));
+    }
+
+    #[test]
+    fn a_damaged_boot_archive_is_refused_before_the_root_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = ready(dir.path());
+        let size = r.build.manifest.root.size;
+        let boot = r.build.boot_file();
+        let mut bytes = std::fs::read(&boot).expect("boot");
+        bytes[0] ^= 1;
+        std::fs::write(&boot, &bytes).expect("flip");
+        let (cause, p3) = attempt_with_p3(&mut r, dir.path(), size, "arm64");
+        assert!(
+            cause.contains("boot.tar.xz: SHA-256") && cause.contains("the manifest says"),
+            "{cause}"
+        );
+        assert!(
+            p3.iter().all(|&b| b == 0xaa),
+            "p3 was written before boot.tar.xz was checked"
+        );
+        // Truncated: refused by its size, the same way.
+        std::fs::write(&boot, &bytes[..bytes.len() - 1]).expect("truncate");
+        let (cause, p3) = attempt_with_p3(&mut r, dir.path(), size, "arm64");
+        assert!(
+            cause.contains("boot.tar.xz: ") && cause.contains("bytes, the manifest says"),
+            "{cause}"
+        );
+        assert!(p3.iter().all(|&b| b == 0xaa));
+        assert!(autoboot(dir.path()).contains("boot_partition=1"));
     }
 }

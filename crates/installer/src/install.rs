@@ -43,6 +43,8 @@ pub(crate) struct Job<'a> {
     pub threads: usize,
     /// Total memory (bounds the xz decoder).
     pub mem_total: u64,
+    /// The manifest `arch` this machine runs ([`k8r_manifest::NATIVE_ARCH`]).
+    pub arch: &'a str,
 }
 
 impl Job<'_> {
@@ -66,12 +68,37 @@ pub(crate) fn check_signature(job: &Job<'_>, say: Say<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Checks the compressed `image.img.xz` against the manifest (one read, one hash) before the
-/// first byte goes to the card, so a damaged store never touches the working root. The
-/// decode that follows does not hash the compressed bytes again: the range digests, the zero
-/// check outside them and this digest pin every byte.
+/// Checks that the build is for this machine and that its root fits p3, before the first
+/// byte goes to the card.
+pub(crate) fn check_fits(job: &Job<'_>) -> Result<()> {
+    let m = &job.build.manifest;
+    if m.arch != job.arch {
+        return Err(Error::WrongArch {
+            build: m.build_id.clone(),
+            image: m.arch.clone(),
+            machine: job.arch.to_owned(),
+        });
+    }
+    let p3 = job.card.part(Part::Root)?;
+    if p3.bytes() < m.root.size {
+        return Err(Error::TooSmall {
+            device: p3.dev.clone(),
+            have: p3.bytes(),
+            need: m.root.size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks both compressed artefacts, `image.img.xz` and `boot.tar.xz`, against the manifest
+/// (one read, one hash each) before the first byte goes to the card, so a damaged store never
+/// touches the working root or formats the boot partition. The decode that follows does not
+/// hash the compressed root again: the range digests, the zero check outside them and this
+/// digest pin every byte. (The boot archive, a few tens of MB, is hashed once more as it is
+/// unpacked.)
 pub(crate) fn check_compressed(job: &Job<'_>) -> Result<()> {
     job.build.check_compressed()?;
+    job.build.check_boot()?;
     Ok(())
 }
 
@@ -80,13 +107,6 @@ pub(crate) fn check_compressed(job: &Job<'_>) -> Result<()> {
 pub(crate) fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<()> {
     let m = &job.build.manifest.root;
     let p3 = job.card.part(Part::Root)?;
-    if p3.bytes() < m.size {
-        return Err(Error::TooSmall {
-            device: p3.dev.clone(),
-            have: p3.bytes(),
-            need: m.size,
-        });
-    }
     let src_path = job.build.root_file();
     let src = File::open(&src_path).map_err(Error::io("open", &src_path))?;
     let threads = u32::try_from(job.threads).unwrap_or(1);

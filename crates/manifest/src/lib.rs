@@ -64,6 +64,16 @@ pub const BLOCK_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1024..=65536;
 /// The architectures an image can be built for.
 pub const ARCHES: [&str; 2] = ["arm64", "amd64"];
 
+/// The `arch` a build must name to run on the machine this program was compiled for (`None`
+/// on an architecture no image is built for).
+pub const NATIVE_ARCH: Option<&str> = if cfg!(target_arch = "aarch64") {
+    Some("arm64")
+} else if cfg!(target_arch = "x86_64") {
+    Some("amd64")
+} else {
+    None
+};
+
 /// A parsed and validated `manifest.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Manifest {
