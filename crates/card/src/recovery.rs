@@ -345,6 +345,14 @@ mod tests {
         assert_eq!(r.next_boot(), 1);
         std::fs::write(dir.path().join(AUTOBOOT_FILE), b"[all]\nboot_partition=").expect("tear");
         assert_eq!(r.next_boot(), 1, "a torn file boots recovery");
+        // Over the 512 bytes the bootloader reads: ignored whole, as the firmware does.
+        let mut big = b"[all]\nboot_partition=2\n".to_vec();
+        big.resize(513, b'#');
+        std::fs::write(dir.path().join(AUTOBOOT_FILE), &big).expect("oversize");
+        assert_eq!(r.next_boot(), 1, "an oversize file boots recovery");
+        big.truncate(512);
+        std::fs::write(dir.path().join(AUTOBOOT_FILE), &big).expect("512");
+        assert_eq!(r.next_boot(), 2, "512 bytes are still read");
     }
 
     #[test]

@@ -433,7 +433,15 @@ impl Build {
     /// The manifest is missing, invalid, or for another build.
     pub fn open(dir: &Path) -> Result<Build, StoreError> {
         let path = dir.join(MANIFEST_FILE);
-        let manifest_bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let manifest_bytes = read_bounded(&path, MANIFEST_MAX)
+            .map_err(io_err(&path))?
+            .ok_or_else(|| io_err(&path)(io::ErrorKind::NotFound.into()))?;
+        if manifest_bytes.len() > MANIFEST_MAX {
+            return Err(io_err(&path)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {MANIFEST_MAX} bytes, more than a manifest ever holds"),
+            )));
+        }
         let text = std::str::from_utf8(&manifest_bytes).map_err(|_| {
             io_err(&path)(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -591,23 +599,38 @@ impl Build {
 
 /// A build's signature file, if there is one (bounded: a signature is a few hundred bytes).
 fn read_signature(path: &Path) -> Result<Option<String>, StoreError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path)(e)),
+    let Some(bytes) = read_bounded(path, signature::SIGNATURE_MAX).map_err(io_err(path))? else {
+        return Ok(None);
     };
     if bytes.len() > signature::SIGNATURE_MAX {
         return Err(io_err(path)(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "{} bytes, more than a signature ever holds ({})",
-                bytes.len(),
+                "more than {} bytes, more than a signature ever holds",
                 signature::SIGNATURE_MAX
             ),
         )));
     }
     // Not UTF-8: kept as text all the same, so the check refuses it with its reason.
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The largest `manifest.toml` the store reads (a real one is a few KiB): a bigger file is
+/// not a manifest, and is not read into memory whole.
+pub const MANIFEST_MAX: usize = 1 << 20;
+
+/// At most `max + 1` bytes of `path` (so a caller sees a file over `max` without reading it
+/// all); `None` when there is no such file.
+fn read_bounded(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
 /// Checks a file's size, then its SHA-256.

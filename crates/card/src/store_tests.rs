@@ -156,6 +156,24 @@ fn damage_is_found_and_named() {
     let err = build.verify(opts(), &mut |_| {}).expect_err("boot size");
     assert!(matches!(err, StoreError::Size { .. }), "{err:?}");
 
+    // A truncated root: its size is refused by the check the installer makes before p3.
+    let (_dir, store) = store_with(&["b4"]);
+    let build = store.build("b4").expect("open");
+    let data = std::fs::read(build.root_file()).expect("read");
+    std::fs::write(build.root_file(), &data[..data.len() - 100]).expect("truncate");
+    let err = build.check_compressed().expect_err("root size");
+    assert!(matches!(err, StoreError::Size { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("image.img.xz: ")
+            && text.contains(&format!(
+                "{} bytes, the manifest says {}",
+                data.len() - 100,
+                data.len()
+            )),
+        "{text}"
+    );
+
     // A changed boot archive of the same size: its digest.
     let (_dir, store) = store_with(&["b3"]);
     let build = store.build("b3").expect("open");
@@ -218,4 +236,46 @@ fn a_stored_build_is_checked_against_the_cards_keys() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_manifest_of_a_newer_format_in_the_store_is_named_with_its_file() {
+    let (_dir, store) = store_with(&["b1"]);
+    store
+        .set_pointer(&Pointer::to("b1").expect("id"))
+        .expect("pointer");
+    let path = store.build_dir("b1").expect("dir").join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("format = 1", "format = 2")).expect("write");
+    let err = store.current().expect_err("newer format");
+    let msg = err.to_string();
+    assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("format = 2: this installer only knows format 1"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_oversize_signature_or_manifest_is_refused_without_being_read_whole() {
+    let (_dir, store) = store_with(&["b1", "b2"]);
+    let sig = store.build_dir("b1").expect("dir").join(SIGNATURE_FILE);
+    std::fs::write(&sig, vec![b'x'; signature::SIGNATURE_MAX + 1]).expect("write");
+    let msg = store.build("b1").expect_err("signature").to_string();
+    assert!(
+        msg.contains("manifest.toml.minisig") && msg.contains("more than a signature ever holds"),
+        "{msg}"
+    );
+    // Exactly the bound is read (and then refused by the signature check, not here).
+    std::fs::write(&sig, vec![b'x'; signature::SIGNATURE_MAX]).expect("write");
+    assert!(store.build("b1").is_ok());
+    let manifest = store.build_dir("b2").expect("dir").join(MANIFEST_FILE);
+    let mut text = std::fs::read_to_string(&manifest).expect("read");
+    text.push_str(&"#".repeat(MANIFEST_MAX));
+    std::fs::write(&manifest, text).expect("write");
+    let msg = store.build("b2").expect_err("manifest").to_string();
+    assert!(
+        msg.contains("manifest.toml") && msg.contains("more than a manifest ever holds"),
+        "{msg}"
+    );
 }
