@@ -198,3 +198,7 @@ pub fn run(
     let _ = settings;
     Ok((m, staged))
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod check_tests;
