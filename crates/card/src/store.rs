@@ -433,15 +433,8 @@ impl Build {
     /// The manifest is missing, invalid, or for another build.
     pub fn open(dir: &Path) -> Result<Build, StoreError> {
         let path = dir.join(MANIFEST_FILE);
-        let manifest_bytes = read_bounded(&path, MANIFEST_MAX)
-            .map_err(io_err(&path))?
-            .ok_or_else(|| io_err(&path)(io::ErrorKind::NotFound.into()))?;
-        if manifest_bytes.len() > MANIFEST_MAX {
-            return Err(io_err(&path)(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("more than {MANIFEST_MAX} bytes, more than a manifest ever holds"),
-            )));
-        }
+        let manifest_bytes =
+            read_bounded(&path, MANIFEST_MAX, "a manifest").map_err(io_err(&path))?;
         let text = std::str::from_utf8(&manifest_bytes).map_err(|_| {
             io_err(&path)(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -599,18 +592,11 @@ impl Build {
 
 /// A build's signature file, if there is one (bounded: a signature is a few hundred bytes).
 fn read_signature(path: &Path) -> Result<Option<String>, StoreError> {
-    let Some(bytes) = read_bounded(path, signature::SIGNATURE_MAX).map_err(io_err(path))? else {
-        return Ok(None);
+    let bytes = match read_bounded(path, signature::SIGNATURE_MAX, "a signature") {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
     };
-    if bytes.len() > signature::SIGNATURE_MAX {
-        return Err(io_err(path)(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "more than {} bytes, more than a signature ever holds",
-                signature::SIGNATURE_MAX
-            ),
-        )));
-    }
     // Not UTF-8: kept as text all the same, so the check refuses it with its reason.
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
@@ -619,18 +605,20 @@ fn read_signature(path: &Path) -> Result<Option<String>, StoreError> {
 /// not a manifest, and is not read into memory whole.
 pub const MANIFEST_MAX: usize = 1 << 20;
 
-/// At most `max + 1` bytes of `path` (so a caller sees a file over `max` without reading it
-/// all); `None` when there is no such file.
-fn read_bounded(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+/// `path`'s bytes when it holds at most `max` (`what` names the kind of file in the error
+/// otherwise); a bigger file is refused after reading `max + 1` bytes of it.
+fn read_bounded(path: &Path, max: usize, what: &str) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    file.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+    File::open(path)?
+        .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
+    if bytes.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("more than {max} bytes, more than {what} ever holds"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Checks a file's size, then its SHA-256.
