@@ -279,3 +279,15 @@ fn an_oversize_signature_or_manifest_is_refused_without_being_read_whole() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_build_without_a_manifest_names_the_file_and_the_systems_reason() {
+    let (_dir, store) = store_with(&["b1"]);
+    let path = store.build_dir("b1").expect("dir").join(MANIFEST_FILE);
+    std::fs::remove_file(&path).expect("remove");
+    let err = store.build("b1").expect_err("no manifest");
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    let os = std::io::Error::from_raw_os_error(2).to_string();
+    assert!(msg.contains(&os), "{msg}");
+}
