@@ -169,11 +169,13 @@ fn copy(src: &Path, part: &Path, want: &Wanted, progress: &mut dyn FnMut(u64, u6
         })?
         .len();
     if len != want.size {
-        bail!(
-            "{}: {len} bytes, the manifest says {}",
-            src.display(),
-            want.size
-        );
+        // Not this build's file: like a wrong digest, nothing of it may stay staged.
+        return Err(Mismatch {
+            name: want.name.clone(),
+            what: format!("{len} bytes"),
+            expected: format!("{} bytes", want.size),
+        }
+        .into());
     }
     let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
     let mut out = File::create(part).with_context(|| format!("creating {}", part.display()))?;

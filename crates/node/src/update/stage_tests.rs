@@ -398,3 +398,42 @@ fn a_card_without_keys_stages_unsigned_builds_and_warns_about_plain_http() {
         None
     );
 }
+
+/// The store as the fixture made it: `b1` current (no previous), nothing of `b2`.
+fn assert_untouched_pointer(f: &Fixture) {
+    assert_untouched(f);
+    assert_eq!(
+        f.store.pointer().expect("pointer"),
+        Pointer::to("b1").expect("id")
+    );
+}
+
+#[test]
+fn a_local_file_of_the_wrong_size_is_refused_with_nothing_staged() {
+    let path = |f: &Fixture| f.served.join("image.img.xz");
+    let size = std::fs::metadata(path(&fixture())).expect("meta").len();
+    for len in [size + 1, size - 1] {
+        let f = fixture();
+        let mut img = std::fs::read(path(&f)).expect("read");
+        img.resize(usize::try_from(len).expect("small"), 0);
+        std::fs::write(path(&f), img).expect("write");
+        let err = run(
+            &f,
+            &Source::Dir(f.served.clone()),
+            BIG,
+            &Failpoints::default(),
+        )
+        .expect_err("wrong size");
+        let msg = format!("{err:#}");
+        assert_eq!(
+            msg,
+            format!(
+                "fetching {}: image.img.xz: {len} bytes, the manifest says {size} bytes: the file \
+                 at the source is not this build's (upload the build's three files together); \
+                 nothing was staged",
+                path(&f).display()
+            )
+        );
+        assert_untouched_pointer(&f);
+    }
+}
