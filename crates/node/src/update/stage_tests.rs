@@ -46,10 +46,20 @@ fn no_progress(_: &str) -> Box<dyn FnMut(u64, u64)> {
 }
 
 fn run(f: &Fixture, source: &Source, free: u64, fp: &Failpoints) -> Result<Staged> {
-    let m = build_manifest(&BuildSpec::new("b2"));
+    run_manifest(f, &build_manifest(&BuildSpec::new("b2")), source, free, fp)
+}
+
+/// Stages `m` (as if its manifest had passed the checks) from `source`.
+fn run_manifest(
+    f: &Fixture,
+    m: &Manifest,
+    source: &Source,
+    free: u64,
+    fp: &Failpoints,
+) -> Result<Staged> {
     let text = m.render();
     let incoming = Incoming {
-        manifest: &m,
+        manifest: m,
         text: &text,
         signature: None,
         trusted: &TrustedKeys::default(),
@@ -436,4 +446,99 @@ fn a_local_file_of_the_wrong_size_is_refused_with_nothing_staged() {
         );
         assert_untouched_pointer(&f);
     }
+}
+
+#[test]
+fn a_flipped_byte_in_the_root_image_is_refused_with_nothing_staged() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    let mut img = std::fs::read(f.served.join("image.img.xz")).expect("read");
+    let middle = img.len() / 2;
+    img[middle] ^= 0x10;
+    server.put("/image.img.xz", img);
+    let err = run(&f, &http(&server), BIG, &Failpoints::default()).expect_err("wrong file");
+    let msg = format!("{err:#}");
+    let expected = build_manifest(&BuildSpec::new("b2")).root.compressed_sha256;
+    assert!(
+        msg.starts_with(&format!(
+            "fetching {}/image.img.xz: image.img.xz: SHA-256 ",
+            server.url()
+        )) && msg.contains(&format!("the manifest says {expected}"))
+            && msg.ends_with("nothing was staged"),
+        "{msg}"
+    );
+    assert_eq!(server.hits("/boot.tar.xz"), 0, "stopped at the first file");
+    assert_untouched_pointer(&f);
+}
+
+#[test]
+fn a_build_whose_ranges_do_not_match_its_image_is_removed_after_staging() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    // The compressed files are the served ones; one range's digest is not their content's.
+    let mut m = build_manifest(&BuildSpec::new("b2"));
+    let last = m.root.ranges.len() - 1;
+    let wrong = "0".repeat(64);
+    m.root.ranges[last].sha256.clone_from(&wrong);
+    let r = m.root.ranges[last].clone();
+    let err = run_manifest(&f, &m, &http(&server), BIG, &Failpoints::default())
+        .expect_err("does not verify");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with(
+            "build b2 does not verify after staging; it was removed, the current build is unchanged: "
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "range {last} (offset {}, length {}) of the image has sha256 ",
+            r.offset, r.length
+        )) && msg.contains(&format!("the manifest says {wrong}")),
+        "{msg}"
+    );
+    assert_eq!(server.hits("/image.img.xz"), 1, "fetched, then refused");
+    assert_eq!(server.hits("/boot.tar.xz"), 1);
+    assert_untouched_pointer(&f);
+}
+
+#[test]
+fn too_little_room_even_without_the_previous_build_keeps_it() {
+    let f = fixture();
+    write_build(&f.store.build_dir("b0").expect("id"), &BuildSpec::new("b0"));
+    let pointer = Pointer::to("b0").expect("id").advance("b1");
+    f.store
+        .set_pointer(&pointer)
+        .expect("b1 current, b0 previous");
+    let server = Server::serve_dir(&f.served).expect("server");
+    let need = needed(
+        &build_manifest(&BuildSpec::new("b2")),
+        Path::new("/nonexistent"),
+    );
+    // One byte short even with b0's room.
+    let free = need - f.store.build_bytes("b0") - 1;
+    let err = run(&f, &http(&server), free, &Failpoints::default()).expect_err("no room");
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "the recovery partition has {} MiB free even without the previous build, build b2 \
+             needs {} MiB: nothing was changed (make room on the card, or rebuild the card with \
+             a larger recovery partition)",
+            (need - 1) >> 20,
+            need.div_ceil(1 << 20)
+        )
+    );
+    assert_eq!(server.total_hits(), 0, "refused before downloading");
+    assert_eq!(
+        f.store.pointer().expect("pointer"),
+        pointer,
+        "b0 still previous"
+    );
+    assert_eq!(f.store.build_dirs().expect("dirs"), vec!["b0", "b1"]);
+    assert_current(&f.store, "b1");
+    f.store
+        .build("b0")
+        .expect("b0")
+        .verify(opts(), &mut |_| {})
+        .expect("the previous build is intact");
 }
