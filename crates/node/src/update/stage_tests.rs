@@ -295,8 +295,7 @@ fn an_interruption_at_each_step_never_leaves_a_half_staged_build_current() {
 fn offer(f: &Fixture, source: &Source, trusted: &TrustedKeys) -> Result<Staged> {
     let text = source.manifest()?;
     let signature = source.signature()?;
-    super::super::check_signature(&text, signature.as_deref(), trusted, source)?;
-    let m = k8r_manifest::Manifest::parse(&text)?;
+    let m = super::super::accept_manifest(&text, signature.as_deref(), trusted, source)?;
     let incoming = Incoming {
         manifest: &m,
         text: &text,
@@ -500,6 +499,50 @@ fn a_build_whose_ranges_do_not_match_its_image_is_removed_after_staging() {
     assert_eq!(server.hits("/image.img.xz"), 1, "fetched, then refused");
     assert_eq!(server.hits("/boot.tar.xz"), 1);
     assert_untouched_pointer(&f);
+}
+
+#[test]
+fn a_manifest_this_node_cannot_read_is_refused_before_any_artefact_is_fetched() {
+    let newer =
+        build_manifest(&BuildSpec::new("b2"))
+            .render()
+            .replacen("format = 1\n", "format = 2\n", 1);
+    assert!(newer.contains("format = 2\n"), "{newer}");
+    let mut overlapping = build_manifest(&BuildSpec::new("b2"));
+    let previous_end = overlapping.root.ranges[1].end();
+    let offset = 6 << 20;
+    assert!(offset < previous_end && offset % 1024 == 0);
+    overlapping.root.ranges[2].offset = offset;
+    let cases = [
+        (
+            newer,
+            "format = 2: this installer only knows format 1".to_owned(),
+        ),
+        (
+            overlapping.render(),
+            format!(
+                "root.ranges[2]: offset {offset} overlaps the previous range ending at {previous_end}"
+            ),
+        ),
+    ];
+    for (text, reason) in cases {
+        let f = fixture();
+        let server = Server::serve_dir(&f.served).expect("server");
+        server.put("/manifest.toml", text);
+        let err = offer(&f, &http(&server), &TrustedKeys::default()).expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.starts_with(&format!("{}/manifest.toml: {reason}", server.url())),
+            "{msg}"
+        );
+        assert_eq!(
+            server.total_hits(),
+            2,
+            "only manifest.toml and manifest.toml.minisig: {:?}",
+            server.log()
+        );
+        assert_untouched_pointer(&f);
+    }
 }
 
 #[test]
