@@ -30,6 +30,9 @@ pub struct Mismatch {
     pub expected: String,
 }
 
+/// The largest `manifest.toml` read (a real one is a few KiB).
+pub const MANIFEST_MAX: u64 = 1 << 20;
+
 /// How many times a dropped download is resumed before giving up.
 pub const RETRIES: u32 = 5;
 
@@ -62,30 +65,45 @@ impl Source {
         }
     }
 
-    /// The build's `manifest.toml`, as text.
+    /// The build's `manifest.toml`, as text; one larger than [`MANIFEST_MAX`] is refused
+    /// (not read to its end, and not cut short into something that might still parse).
     pub fn manifest(&self) -> Result<String> {
+        let limit = MANIFEST_MAX + 1;
+        let mut text = String::new();
+        let location = self.location(MANIFEST_FILE);
         match self {
             Source::Dir(d) => {
                 let path = d.join(MANIFEST_FILE);
-                fs::read_to_string(&path).with_context(|| {
+                let file = File::open(&path).with_context(|| {
                     format!(
                         "reading {}: copy the build's manifest.toml next to image.img.xz and boot.tar.xz \
                          (k8r-builder writes it to images/)",
                         path.display()
                     )
-                })
+                })?;
+                file.take(limit)
+                    .read_to_string(&mut text)
+                    .with_context(|| format!("reading {}", path.display()))?;
             }
             Source::Http(_) => {
-                let url = self.location(MANIFEST_FILE);
-                let resp = agent().get(&url).call().map_err(|e| http_error(&url, e))?;
-                let mut text = String::new();
+                let resp = agent()
+                    .get(&location)
+                    .call()
+                    .map_err(|e| http_error(&location, e))?;
                 resp.into_reader()
-                    .take(1 << 20)
+                    .take(limit)
                     .read_to_string(&mut text)
-                    .with_context(|| format!("reading {url}"))?;
-                Ok(text)
+                    .with_context(|| format!("reading {location}"))?;
             }
         }
+        if text.len() as u64 > MANIFEST_MAX {
+            bail!(
+                "{location}: larger than {} MiB, so not a build's manifest (k8r-builder writes \
+                 a few KiB): nothing was staged",
+                MANIFEST_MAX >> 20
+            );
+        }
+        Ok(text)
     }
 
     /// The build's `manifest.toml.minisig`, as text; `None` when the source has none (an

@@ -585,3 +585,67 @@ fn too_little_room_even_without_the_previous_build_keeps_it() {
         .verify(opts(), &mut |_| {})
         .expect("the previous build is intact");
 }
+
+/// `manifest` padded with a comment to `len` bytes (still a valid manifest).
+fn padded(manifest: &str, len: usize) -> String {
+    let pad = len - manifest.len() - 3;
+    format!("{manifest}# {}\n", "x".repeat(pad))
+}
+
+#[test]
+fn an_oversize_manifest_is_refused_with_nothing_staged() {
+    let max = usize::try_from(super::super::fetch::MANIFEST_MAX).expect("small");
+    let manifest = build_manifest(&BuildSpec::new("b2")).render();
+    // Its first MiB parses: it must not be cut short and staged.
+    let over = padded(&manifest, max + 100);
+    k8r_manifest::Manifest::parse(&over[..max]).expect("the first MiB parses");
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    server.put("/manifest.toml", over.clone());
+    std::fs::write(f.served.join("manifest.toml"), &over).expect("write");
+    for source in [http(&server), Source::Dir(f.served.clone())] {
+        let err = offer(&f, &source, &TrustedKeys::default()).expect_err("too big");
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "{}: larger than 1 MiB, so not a build's manifest (k8r-builder writes a few \
+                 KiB): nothing was staged",
+                source.location("manifest.toml")
+            )
+        );
+        assert_eq!(
+            server.total_hits(),
+            1,
+            "the manifest only, nothing else fetched"
+        );
+        assert_untouched_pointer(&f);
+    }
+    // Exactly the limit is read.
+    server.put("/manifest.toml", padded(&manifest, max));
+    offer(&f, &http(&server), &TrustedKeys::default()).expect("1 MiB is accepted");
+    assert_current(&f.store, "b2");
+}
+
+#[test]
+fn an_oversize_signature_is_refused_with_nothing_staged() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    server.put("/manifest.toml.minisig", "x".repeat(10_000));
+    // Even a card that checks no signature refuses it.
+    let err = offer(&f, &http(&server), &TrustedKeys::default()).expect_err("too big");
+    assert!(err.is::<crate::bootstrap::Refused>(), "{err:#}");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with(&format!(
+            "not staged: {}/manifest.toml: manifest.toml.minisig is not a minisign signature (",
+            server.url()
+        )) && msg.contains("more than 4096)"),
+        "{msg}"
+    );
+    assert_eq!(
+        server.total_hits(),
+        2,
+        "manifest.toml and manifest.toml.minisig only"
+    );
+    assert_untouched_pointer(&f);
+}
