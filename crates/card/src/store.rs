@@ -601,9 +601,7 @@ fn read_signature(path: &Path) -> Result<Option<String>, StoreError> {
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// The largest `manifest.toml` the store reads (a real one is a few KiB): a bigger file is
-/// not a manifest, and is not read into memory whole.
-pub const MANIFEST_MAX: usize = 1 << 20;
+pub use k8r_manifest::MANIFEST_MAX;
 
 /// `path`'s bytes when it holds at most `max` (`what` names the kind of file in the error
 /// otherwise); a bigger file is refused after reading `max + 1` bytes of it.

@@ -49,6 +49,10 @@ use serde::Deserialize;
 /// The manifest's file name, next to the artefacts it describes.
 pub const MANIFEST_FILE: &str = "manifest.toml";
 
+/// The largest `manifest.toml` any reader accepts (a real one is a few KiB): a bigger file is
+/// not a manifest, and no reader takes it into memory whole.
+pub const MANIFEST_MAX: usize = 1 << 20;
+
 /// The manifest format this crate reads and writes.
 pub const FORMAT: u32 = 1;
 

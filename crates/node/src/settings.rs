@@ -8,12 +8,12 @@
 //! file (the seed's documented way) is copied back there by `k8r config sync`, which a
 //! systemd path unit runs whenever the file changes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use k8r_card::image_root::{BUILD_VARIABLES, VARIABLES};
 use k8r_card::recovery::NODE_VARIABLES;
-use k8r_config::{BuildConfig, RawSettings};
+use k8r_config::{BuildConfig, ConfigErrors, RawSettings};
 
 use crate::card::P1;
 use crate::host::Host;
@@ -51,8 +51,49 @@ pub fn load(host: &Host) -> Result<Settings> {
     parse(&host.path(VARIABLES), &text)
 }
 
-/// The image's own configuration.
-pub fn image_settings(host: &Host) -> Result<RawSettings> {
+/// A settings file as read: where it is, its text and the settings in it (so that a refused
+/// value can be named at the line it was written on).
+#[derive(Debug, Clone)]
+pub struct SettingsFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// The settings in it.
+    pub raw: RawSettings,
+}
+
+impl SettingsFile {
+    /// Reads `text` (syntax errors name `path` and the line).
+    pub fn parse(path: PathBuf, text: String) -> Result<SettingsFile> {
+        let raw = RawSettings::parse(&path, &text).map_err(|e| anyhow!("{e}"))?;
+        Ok(SettingsFile { path, text, raw })
+    }
+
+    /// The 1-based line that sets `key` (the last one: the last assignment wins).
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        let text = self.text.strip_prefix('\u{feff}').unwrap_or(&self.text);
+        let mut found = None;
+        for (index, line) in text.split('\n').enumerate() {
+            let line = line.trim_start();
+            let line = line
+                .strip_prefix("export")
+                .filter(|rest| rest.starts_with([' ', '\t']))
+                .map_or(line, str::trim_start);
+            let named = line
+                .split_once('=')
+                .and_then(|(name, _)| k8r_config::keys::lookup(name))
+                .is_some_and(|doc| doc.name == key);
+            if named {
+                found = Some(index + 1);
+            }
+        }
+        found
+    }
+}
+
+/// The image's own configuration file.
+pub fn image_file(host: &Host) -> Result<SettingsFile> {
     let path = host.path(BUILD_VARIABLES);
     let text = host.read_text_opt(BUILD_VARIABLES)?.ok_or_else(|| {
         anyhow!(
@@ -60,11 +101,16 @@ pub fn image_settings(host: &Host) -> Result<RawSettings> {
             path.display()
         )
     })?;
-    RawSettings::parse(&path, &text).map_err(|e| anyhow!("{e}"))
+    SettingsFile::parse(path, text)
 }
 
-/// The node's own settings on the recovery partition, if it has some.
-pub fn node_settings(p1: &P1) -> Result<Option<RawSettings>> {
+/// The image's own configuration.
+pub fn image_settings(host: &Host) -> Result<RawSettings> {
+    image_file(host).map(|f| f.raw)
+}
+
+/// The node's own settings file on the recovery partition, if it has one.
+pub fn node_file(p1: &P1) -> Result<Option<SettingsFile>> {
     let path = p1.recovery().node_file(NODE_VARIABLES);
     let Some(bytes) = p1
         .recovery()
@@ -73,10 +119,13 @@ pub fn node_settings(p1: &P1) -> Result<Option<RawSettings>> {
     else {
         return Ok(None);
     };
-    let text = String::from_utf8_lossy(&bytes);
-    RawSettings::parse(&path, &text)
-        .map(Some)
-        .map_err(|e| anyhow!("{e}"))
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    SettingsFile::parse(path, text).map(Some)
+}
+
+/// The node's own settings on the recovery partition, if it has some.
+pub fn node_settings(p1: &P1) -> Result<Option<RawSettings>> {
+    node_file(p1).map(|f| f.map(|f| f.raw))
 }
 
 /// The effective text for `image` with `node` over it, validated.
@@ -85,14 +134,60 @@ pub fn compose(
     image: &RawSettings,
     node: Option<&RawSettings>,
 ) -> Result<(String, Settings)> {
+    compose_with(host, image, node, |_| {})
+}
+
+/// [`compose`] of the two files as read: a refused value is named in the file it came from
+/// (the node's own file for a node key it sets, else the image's configuration) at its line,
+/// not at a line of the effective text, which is not written.
+pub fn compose_files(
+    host: &Host,
+    image: &SettingsFile,
+    node: Option<&SettingsFile>,
+) -> Result<(String, Settings)> {
+    compose_with(host, &image.raw, node.map(|n| &n.raw), |errors| {
+        for e in &mut errors.0 {
+            let Some(key) = e
+                .key
+                .as_deref()
+                .and_then(k8r_config::keys::lookup)
+                .map(|d| d.name)
+            else {
+                continue;
+            };
+            let from = match node {
+                Some(n) if !k8r_config::node::is_image_key(key) && n.raw.mentions(key) => n,
+                _ => image,
+            };
+            if from.raw.mentions(key) {
+                e.file.clone_from(&from.path);
+                e.line = from.line_of(key);
+            }
+        }
+    })
+}
+
+fn compose_with(
+    host: &Host,
+    image: &RawSettings,
+    node: Option<&RawSettings>,
+    blame: impl FnOnce(&mut ConfigErrors),
+) -> Result<(String, Settings)> {
     let merged = match node {
         Some(n) => RawSettings::merged(image, n),
         None => image.clone(),
     };
     let text = merged.render(HEADER);
-    let settings = parse(&host.path(VARIABLES), &text).context(
-        "the node's settings (the image's configuration with the node's own over it) are invalid",
-    )?;
+    let file = host.path(VARIABLES);
+    let settings = RawSettings::parse(&file, &text)
+        .and_then(|raw| k8r_config::parse_cfg(&file, &text).map(|config| Settings { config, raw }))
+        .map_err(|mut e| {
+            blame(&mut e);
+            anyhow!("{e}")
+        })
+        .context(
+            "the node's settings (the image's configuration with the node's own over it) are invalid",
+        )?;
     Ok((text, settings))
 }
 
@@ -191,6 +286,43 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(
             msg.contains("POD_NETWORK_CIDR") && msg.contains("variables.cfg:"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_refused_value_is_named_in_the_file_and_at_the_line_it_came_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = Host::at(dir.path());
+        let file = |path: &str, text: &str| {
+            SettingsFile::parse(PathBuf::from(path), text.to_owned()).expect("parse")
+        };
+        let image = file("build-variables.cfg", IMAGE);
+        let node = file(
+            "p1/k8r/node/variables.cfg",
+            "# mine\nHTTP_IMAGE_URL=\"http://a/\"\n\nexport POD_NETWORK_CIDR=\"10.0.0.0/8\"\nPOD_NETWORK_CIDR=\"10.0.0.0/33\"\n",
+        );
+        let err = compose_files(&host, &image, Some(&node)).expect_err("bad cidr");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("p1/k8r/node/variables.cfg:5: POD_NETWORK_CIDR=\"10.0.0.0/33\": expected"),
+            "the last line that sets it: {msg}"
+        );
+        assert!(!msg.contains("usr/lib/k8r/variables.cfg"), "{msg}");
+        // An image key (whatever the node's file says) and a node key the node does not set
+        // come from the image's file.
+        let image = file(
+            "build-variables.cfg",
+            &format!("{IMAGE}ARCH=\"sparc\"\nTOKEN_TTL=\"soon\"\n"),
+        );
+        let node = file("p1/k8r/node/variables.cfg", "ARCH=\"arm64\"\n");
+        let msg = format!(
+            "{:#}",
+            compose_files(&host, &image, Some(&node)).expect_err("bad image values")
+        );
+        assert!(
+            msg.contains("build-variables.cfg:5: ARCH=\"sparc\"")
+                && msg.contains("build-variables.cfg:6: TOKEN_TTL=\"soon\""),
             "{msg}"
         );
     }

@@ -81,15 +81,15 @@ impl Target {
 
 /// Composes and writes the node's settings; returns them.
 pub fn settings(host: &Host, target: &Target) -> Result<Settings> {
-    let image = settings::image_settings(host)?;
+    let image = settings::image_file(host)?;
     let node = {
         let p1 = P1::open(host, &target.recovery, false)?;
-        settings::node_settings(&p1)?
+        settings::node_file(&p1)?
     };
     if node.is_none() {
         log::warn!("the recovery partition holds no node settings (k8r/node/variables.cfg): using the image's");
     }
-    let (text, s) = settings::compose(host, &image, node.as_ref())?;
+    let (text, s) = settings::compose_files(host, &image, node.as_ref())?;
     if settings::write_effective(host, &text)? {
         log::info!(
             "node settings written to {}",

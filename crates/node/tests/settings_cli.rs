@@ -189,6 +189,112 @@ fn a_bad_value_is_refused_and_nothing_changes() {
     assert_eq!((n.effective(), n.node_file()), before);
 }
 
+impl Node {
+    /// Runs `k8r args`, which must fail; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.k8r(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "k8r {args:?} succeeded: {err}");
+        err
+    }
+
+    fn node_path(&self) -> PathBuf {
+        self.p1.join("k8r/node/variables.cfg")
+    }
+
+    fn effective_path(&self) -> PathBuf {
+        self.root.join("usr/lib/k8r/variables.cfg")
+    }
+}
+
+/// A broken node file on the recovery partition fails the boot's setup, naming the file, the
+/// line and the key; the effective settings stay as they were (also when there were none).
+/// Setup has no fallback: it does not boot on the image's settings alone.
+#[test]
+fn setup_refuses_a_bad_node_file_and_keeps_the_effective_settings() {
+    let n = Node::new();
+    write(&n.node_path(), "HTTP_IMAGE_URL=\"http://nas.lan/k8r/\"\n");
+    n.ok(&["setup"]);
+    let before = n.effective();
+    assert!(before.contains("nas.lan"), "{before}");
+    let node = n.node_path().display().to_string();
+    let cases = [
+        (
+            "HTTP_IMAGE_URL=\"http://nas.lan/k8r/\"\nNODE_NAME=\"pi 1\n",
+            format!("{node}:2: NODE_NAME: expected a closing \" on the same line"),
+        ),
+        (
+            "HTTP_IMAGE_URL=\"http://nas.lan/k8r/\"\n# a hand edit\nPOD_NETWORK_CIDR=\"10.0.0.0/33\"\n",
+            format!(
+                "{node}:3: POD_NETWORK_CIDR=\"10.0.0.0/33\": expected a network in CIDR notation"
+            ),
+        ),
+    ];
+    for (text, expected) in &cases {
+        write(&n.node_path(), text);
+        let err = n.fails(&["setup"]);
+        assert!(err.contains(expected.as_str()), "{expected}: {err}");
+        assert!(
+            !err.contains(&n.effective_path().display().to_string()),
+            "not a line of the effective file: {err}"
+        );
+        assert_eq!(n.effective(), before, "{err}");
+        assert_eq!(n.node_file(), *text, "the node's file is left for the user");
+    }
+    // A root fresh from an image without the effective file: none is written.
+    std::fs::remove_file(n.effective_path()).expect("rm");
+    for (text, expected) in &cases {
+        write(&n.node_path(), text);
+        let err = n.fails(&["setup"]);
+        assert!(err.contains(expected.as_str()), "{expected}: {err}");
+        assert!(!n.effective_path().exists(), "{err}");
+    }
+}
+
+/// A hand edit of the effective file that does not validate is not copied to the recovery
+/// partition: `config sync` names the file, the line and the key.
+#[test]
+fn config_sync_copies_nothing_of_an_invalid_hand_edit() {
+    let n = Node::new();
+    n.ok(&["setup"]);
+    n.ok(&["config", "set", "HTTP_IMAGE_URL=http://nas.lan/k8r/"]);
+    let before = n.node_file();
+    assert!(before.contains("nas.lan"), "{before}");
+    let good = n.effective();
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("HTTP_IMAGE_URL="))
+        .expect("set")
+        + 1;
+    let effective = n.effective_path().display().to_string();
+    for (from, to, expected) in [
+        (
+            "HTTP_IMAGE_URL=\"http://nas.lan/k8r/\"",
+            "HTTP_IMAGE_URL=\"ftp://nas.lan/k8r/\"",
+            format!(
+                "{effective}:{line}: HTTP_IMAGE_URL=\"ftp://nas.lan/k8r/\": expected an http:// or https:// URL"
+            ),
+        ),
+        (
+            "HTTP_IMAGE_URL=\"http://nas.lan/k8r/\"",
+            "HTTP_IMAGE_URL=\"http://nas.lan/k8r/",
+            format!("{effective}:{line}: HTTP_IMAGE_URL: expected a closing \""),
+        ),
+    ] {
+        let edited = good.replace(from, to);
+        assert_ne!(edited, good);
+        write(&n.effective_path(), &edited);
+        let err = n.fails(&["config", "sync"]);
+        assert!(
+            err.contains("the edited settings are invalid; nothing was copied")
+                && err.contains(expected.as_str()),
+            "{expected}: {err}"
+        );
+        assert_eq!(n.node_file(), before, "{err}");
+        assert_eq!(n.effective(), edited, "the edit is left for the user to fix");
+    }
+}
+
 #[test]
 fn setup_names_the_node_and_keeps_its_identity() {
     let n = Node::new();

@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use k8r_card::digest::HashingReader;
 use k8r_manifest::signature::{SIGNATURE_FILE, SIGNATURE_MAX};
 use k8r_manifest::MANIFEST_FILE;
+use k8r_manifest::MANIFEST_MAX;
 
 use super::content_range::ContentRange;
 
@@ -62,30 +63,45 @@ impl Source {
         }
     }
 
-    /// The build's `manifest.toml`, as text.
+    /// The build's `manifest.toml`, as text; one larger than [`MANIFEST_MAX`] is refused
+    /// (not read to its end, and not cut short into something that might still parse).
     pub fn manifest(&self) -> Result<String> {
+        let limit = u64::try_from(MANIFEST_MAX).unwrap_or(u64::MAX) + 1;
+        let mut text = String::new();
+        let location = self.location(MANIFEST_FILE);
         match self {
             Source::Dir(d) => {
                 let path = d.join(MANIFEST_FILE);
-                fs::read_to_string(&path).with_context(|| {
+                let file = File::open(&path).with_context(|| {
                     format!(
                         "reading {}: copy the build's manifest.toml next to image.img.xz and boot.tar.xz \
                          (k8r-builder writes it to images/)",
                         path.display()
                     )
-                })
+                })?;
+                file.take(limit)
+                    .read_to_string(&mut text)
+                    .with_context(|| format!("reading {}", path.display()))?;
             }
             Source::Http(_) => {
-                let url = self.location(MANIFEST_FILE);
-                let resp = agent().get(&url).call().map_err(|e| http_error(&url, e))?;
-                let mut text = String::new();
+                let resp = agent()
+                    .get(&location)
+                    .call()
+                    .map_err(|e| http_error(&location, e))?;
                 resp.into_reader()
-                    .take(1 << 20)
+                    .take(limit)
                     .read_to_string(&mut text)
-                    .with_context(|| format!("reading {url}"))?;
-                Ok(text)
+                    .with_context(|| format!("reading {location}"))?;
             }
         }
+        if text.len() > MANIFEST_MAX {
+            bail!(
+                "{location}: larger than {} MiB, so not a build's manifest (k8r-builder writes \
+                 a few KiB): nothing was staged",
+                MANIFEST_MAX >> 20
+            );
+        }
+        Ok(text)
     }
 
     /// The build's `manifest.toml.minisig`, as text; `None` when the source has none (an
@@ -169,11 +185,13 @@ fn copy(src: &Path, part: &Path, want: &Wanted, progress: &mut dyn FnMut(u64, u6
         })?
         .len();
     if len != want.size {
-        bail!(
-            "{}: {len} bytes, the manifest says {}",
-            src.display(),
-            want.size
-        );
+        // Not this build's file: like a wrong digest, nothing of it may stay staged.
+        return Err(Mismatch {
+            name: want.name.clone(),
+            what: format!("{len} bytes"),
+            expected: format!("{} bytes", want.size),
+        }
+        .into());
     }
     let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
     let mut out = File::create(part).with_context(|| format!("creating {}", part.display()))?;

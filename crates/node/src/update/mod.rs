@@ -73,7 +73,9 @@ pub fn check(
                 "build {}'s root is {} MiB, this card's root partition {} MiB: rebuild the image with \
                  ROOT_SIZE at most {} MiB, or reflash the card with the new bootable_image.img",
                 m.build_id,
-                m.root.size >> 20,
+                // Rounded up: a root a little bigger than the partition must not read as
+                // the same size.
+                m.root.size.div_ceil(1 << 20),
                 p3 >> 20,
                 p3 >> 20
             ))
@@ -124,6 +126,22 @@ pub fn check_signature(
     Ok(verdict)
 }
 
+/// The build's manifest as fetched from `source`, accepted: its signature checked against
+/// the card's `trusted` keys ([`check_signature`]), then parsed and validated (a newer
+/// format, overlapping ranges, … are refused here), before any artefact is fetched.
+///
+/// # Errors
+/// [`Refused`] for the signature; the manifest's error, naming where it was read.
+pub fn accept_manifest(
+    text: &str,
+    signature: Option<&str>,
+    trusted: &TrustedKeys,
+    source: &Source,
+) -> Result<Manifest> {
+    check_signature(text, signature, trusted, source)?;
+    Manifest::parse(text).with_context(|| source.location(MANIFEST_FILE))
+}
+
 /// The warning for a build fetched over plain HTTP by a card that checks no signature.
 pub fn plain_http_warning(source: &Source, trusted: &TrustedKeys) -> Option<String> {
     match source {
@@ -151,8 +169,7 @@ pub fn run(
     let signature = source.signature()?;
     let p1 = P1::open(host, recovery, true)?;
     let trust = p1.recovery().trust()?;
-    check_signature(&text, signature.as_deref(), &trust.keys, source)?;
-    let m = Manifest::parse(&text).with_context(|| source.location(k8r_manifest::MANIFEST_FILE))?;
+    let m = accept_manifest(&text, signature.as_deref(), &trust.keys, source)?;
     let root_partition = if host.is_system() {
         ThisCard::find(host).ok().and_then(|c| {
             c.layout
@@ -200,5 +217,4 @@ pub fn run(
 }
 
 #[cfg(test)]
-#[path = "check_tests.rs"]
 mod check_tests;

@@ -46,10 +46,20 @@ fn no_progress(_: &str) -> Box<dyn FnMut(u64, u64)> {
 }
 
 fn run(f: &Fixture, source: &Source, free: u64, fp: &Failpoints) -> Result<Staged> {
-    let m = build_manifest(&BuildSpec::new("b2"));
+    run_manifest(f, &build_manifest(&BuildSpec::new("b2")), source, free, fp)
+}
+
+/// Stages `m` (as if its manifest had passed the checks) from `source`.
+fn run_manifest(
+    f: &Fixture,
+    m: &Manifest,
+    source: &Source,
+    free: u64,
+    fp: &Failpoints,
+) -> Result<Staged> {
     let text = m.render();
     let incoming = Incoming {
-        manifest: &m,
+        manifest: m,
         text: &text,
         signature: None,
         trusted: &TrustedKeys::default(),
@@ -285,8 +295,7 @@ fn an_interruption_at_each_step_never_leaves_a_half_staged_build_current() {
 fn offer(f: &Fixture, source: &Source, trusted: &TrustedKeys) -> Result<Staged> {
     let text = source.manifest()?;
     let signature = source.signature()?;
-    super::super::check_signature(&text, signature.as_deref(), trusted, source)?;
-    let m = k8r_manifest::Manifest::parse(&text)?;
+    let m = super::super::accept_manifest(&text, signature.as_deref(), trusted, source)?;
     let incoming = Incoming {
         manifest: &m,
         text: &text,
@@ -397,4 +406,246 @@ fn a_card_without_keys_stages_unsigned_builds_and_warns_about_plain_http() {
         super::super::plain_http_warning(&Source::Http("https://h/".into()), &none),
         None
     );
+}
+
+/// The store as the fixture made it: `b1` current (no previous), nothing of `b2`.
+fn assert_untouched_pointer(f: &Fixture) {
+    assert_untouched(f);
+    assert_eq!(
+        f.store.pointer().expect("pointer"),
+        Pointer::to("b1").expect("id")
+    );
+}
+
+#[test]
+fn a_local_file_of_the_wrong_size_is_refused_with_nothing_staged() {
+    let path = |f: &Fixture| f.served.join("image.img.xz");
+    let size = std::fs::metadata(path(&fixture())).expect("meta").len();
+    for len in [size + 1, size - 1] {
+        let f = fixture();
+        let mut img = std::fs::read(path(&f)).expect("read");
+        img.resize(usize::try_from(len).expect("small"), 0);
+        std::fs::write(path(&f), img).expect("write");
+        let err = run(
+            &f,
+            &Source::Dir(f.served.clone()),
+            BIG,
+            &Failpoints::default(),
+        )
+        .expect_err("wrong size");
+        let msg = format!("{err:#}");
+        assert_eq!(
+            msg,
+            format!(
+                "fetching {}: image.img.xz: {len} bytes, the manifest says {size} bytes: the file \
+                 at the source is not this build's (upload the build's three files together); \
+                 nothing was staged",
+                path(&f).display()
+            )
+        );
+        assert_untouched_pointer(&f);
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_the_root_image_is_refused_with_nothing_staged() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    let mut img = std::fs::read(f.served.join("image.img.xz")).expect("read");
+    let middle = img.len() / 2;
+    img[middle] ^= 0x10;
+    server.put("/image.img.xz", img);
+    let err = run(&f, &http(&server), BIG, &Failpoints::default()).expect_err("wrong file");
+    let msg = format!("{err:#}");
+    let expected = build_manifest(&BuildSpec::new("b2")).root.compressed_sha256;
+    assert!(
+        msg.starts_with(&format!(
+            "fetching {}/image.img.xz: image.img.xz: SHA-256 ",
+            server.url()
+        )) && msg.contains(&format!("the manifest says {expected}"))
+            && msg.ends_with("nothing was staged"),
+        "{msg}"
+    );
+    assert_eq!(server.hits("/boot.tar.xz"), 0, "stopped at the first file");
+    assert_untouched_pointer(&f);
+}
+
+#[test]
+fn a_build_whose_ranges_do_not_match_its_image_is_removed_after_staging() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    // The compressed files are the served ones; one range's digest is not their content's.
+    let mut m = build_manifest(&BuildSpec::new("b2"));
+    let last = m.root.ranges.len() - 1;
+    let wrong = "0".repeat(64);
+    m.root.ranges[last].sha256.clone_from(&wrong);
+    let r = m.root.ranges[last].clone();
+    let err = run_manifest(&f, &m, &http(&server), BIG, &Failpoints::default())
+        .expect_err("does not verify");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with(
+            "build b2 does not verify after staging; it was removed, the current build is unchanged: "
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "range {last} (offset {}, length {}) of the image has sha256 ",
+            r.offset, r.length
+        )) && msg.contains(&format!("the manifest says {wrong}")),
+        "{msg}"
+    );
+    assert_eq!(server.hits("/image.img.xz"), 1, "fetched, then refused");
+    assert_eq!(server.hits("/boot.tar.xz"), 1);
+    assert_untouched_pointer(&f);
+}
+
+#[test]
+fn a_manifest_this_node_cannot_read_is_refused_before_any_artefact_is_fetched() {
+    let newer =
+        build_manifest(&BuildSpec::new("b2"))
+            .render()
+            .replacen("format = 1\n", "format = 2\n", 1);
+    assert!(newer.contains("format = 2\n"), "{newer}");
+    let mut overlapping = build_manifest(&BuildSpec::new("b2"));
+    let previous_end = overlapping.root.ranges[1].end();
+    let offset = 6 << 20;
+    assert!(offset < previous_end && offset % 1024 == 0);
+    overlapping.root.ranges[2].offset = offset;
+    let cases = [
+        (
+            newer,
+            "format = 2: this installer only knows format 1".to_owned(),
+        ),
+        (
+            overlapping.render(),
+            format!(
+                "root.ranges[2]: offset {offset} overlaps the previous range ending at {previous_end}"
+            ),
+        ),
+    ];
+    for (text, reason) in cases {
+        let f = fixture();
+        let server = Server::serve_dir(&f.served).expect("server");
+        server.put("/manifest.toml", text);
+        let err = offer(&f, &http(&server), &TrustedKeys::default()).expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.starts_with(&format!("{}/manifest.toml: {reason}", server.url())),
+            "{msg}"
+        );
+        assert_eq!(
+            server.total_hits(),
+            2,
+            "only manifest.toml and manifest.toml.minisig: {:?}",
+            server.log()
+        );
+        assert_untouched_pointer(&f);
+    }
+}
+
+#[test]
+fn too_little_room_even_without_the_previous_build_keeps_it() {
+    let f = fixture();
+    write_build(&f.store.build_dir("b0").expect("id"), &BuildSpec::new("b0"));
+    let pointer = Pointer::to("b0").expect("id").advance("b1");
+    f.store
+        .set_pointer(&pointer)
+        .expect("b1 current, b0 previous");
+    let server = Server::serve_dir(&f.served).expect("server");
+    let need = needed(
+        &build_manifest(&BuildSpec::new("b2")),
+        Path::new("/nonexistent"),
+    );
+    // One byte short even with b0's room.
+    let free = need - f.store.build_bytes("b0") - 1;
+    let err = run(&f, &http(&server), free, &Failpoints::default()).expect_err("no room");
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "the recovery partition has {} MiB free even without the previous build, build b2 \
+             needs {} MiB: nothing was changed (make room on the card, or rebuild the card with \
+             a larger recovery partition)",
+            (need - 1) >> 20,
+            need.div_ceil(1 << 20)
+        )
+    );
+    assert_eq!(server.total_hits(), 0, "refused before downloading");
+    assert_eq!(
+        f.store.pointer().expect("pointer"),
+        pointer,
+        "b0 still previous"
+    );
+    assert_eq!(f.store.build_dirs().expect("dirs"), vec!["b0", "b1"]);
+    assert_current(&f.store, "b1");
+    f.store
+        .build("b0")
+        .expect("b0")
+        .verify(opts(), &mut |_| {})
+        .expect("the previous build is intact");
+}
+
+/// `manifest` padded with a comment to `len` bytes (still a valid manifest).
+fn padded(manifest: &str, len: usize) -> String {
+    let pad = len - manifest.len() - 3;
+    format!("{manifest}# {}\n", "x".repeat(pad))
+}
+
+#[test]
+fn an_oversize_manifest_is_refused_with_nothing_staged() {
+    let max = k8r_manifest::MANIFEST_MAX;
+    let manifest = build_manifest(&BuildSpec::new("b2")).render();
+    // Its first MiB parses: it must not be cut short and staged.
+    let over = padded(&manifest, max + 100);
+    k8r_manifest::Manifest::parse(&over[..max]).expect("the first MiB parses");
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    server.put("/manifest.toml", over.clone());
+    std::fs::write(f.served.join("manifest.toml"), &over).expect("write");
+    for source in [http(&server), Source::Dir(f.served.clone())] {
+        let err = offer(&f, &source, &TrustedKeys::default()).expect_err("too big");
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "{}: larger than 1 MiB, so not a build's manifest (k8r-builder writes a few \
+                 KiB): nothing was staged",
+                source.location("manifest.toml")
+            )
+        );
+        assert_eq!(
+            server.total_hits(),
+            1,
+            "the manifest only, nothing else fetched"
+        );
+        assert_untouched_pointer(&f);
+    }
+    // Exactly the limit is read.
+    server.put("/manifest.toml", padded(&manifest, max));
+    offer(&f, &http(&server), &TrustedKeys::default()).expect("1 MiB is accepted");
+    assert_current(&f.store, "b2");
+}
+
+#[test]
+fn an_oversize_signature_is_refused_with_nothing_staged() {
+    let f = fixture();
+    let server = Server::serve_dir(&f.served).expect("server");
+    server.put("/manifest.toml.minisig", "x".repeat(10_000));
+    // Even a card that checks no signature refuses it.
+    let err = offer(&f, &http(&server), &TrustedKeys::default()).expect_err("too big");
+    assert!(err.is::<crate::bootstrap::Refused>(), "{err:#}");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with(&format!(
+            "not staged: {}/manifest.toml: manifest.toml.minisig is not a minisign signature (",
+            server.url()
+        )) && msg.contains("more than 4096)"),
+        "{msg}"
+    );
+    assert_eq!(
+        server.total_hits(),
+        2,
+        "manifest.toml and manifest.toml.minisig only"
+    );
+    assert_untouched_pointer(&f);
 }
