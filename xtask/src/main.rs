@@ -8,6 +8,7 @@ mod demo;
 mod fixtures;
 mod fuzz;
 mod kernel;
+mod lanes;
 mod setup;
 mod soak;
 mod test;
@@ -39,7 +40,11 @@ enum Task {
     /// Setup, fixtures, formatting and lint checks, then every test (unit and QEMU); ends
     /// with one line `N passed, N failed`.
     Test {
-        /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
+        /// How many test programs run at once (default: the number of CPUs). Each QEMU
+        /// guest keeps about one core busy.
+        #[arg(long, short, env = "K8R_TEST_JOBS")]
+        jobs: Option<usize>,
+        /// Extra arguments for every test program (after `--`), e.g. a test name filter.
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
@@ -86,7 +91,13 @@ fn run(task: Task) -> Result<()> {
             setup::run()?;
             fixtures::run().map(|_| ())
         }
-        Task::Test { cargo_args } => test::run(&cargo_args),
+        Task::Test { jobs, cargo_args } => {
+            let jobs = jobs
+                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(2)
+                .max(1);
+            test::run(&cargo_args, jobs)
+        }
         Task::Demo => demo::run(),
         Task::BuildImage { args } => build_image::run(&args),
         Task::Bench(args) => bench::run(&args),

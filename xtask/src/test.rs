@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{fixtures, root, setup};
+use k8r_qemu::assets::target_dir;
+
+use crate::{fixtures, lanes, root, setup};
 
 /// Counts from libtest's `test result:` lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,7 @@ impl Tally {
 }
 
 /// Runs everything.
-pub fn run(cargo_args: &[String]) -> Result<()> {
+pub fn run(cargo_args: &[String], jobs: usize) -> Result<()> {
     setup::run()?;
     fixtures::run().context("building fixtures")?;
     build_binaries()?;
@@ -74,25 +76,66 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
             tally.failed += 1;
         }
     }
-    log::info!("test: cargo test --workspace");
+    log::info!("test: cargo test --workspace --no-run (building the test programs)");
+    let built = Command::new(cargo())
+        .current_dir(root())
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !built.status.success() {
+        tally.failed += 1;
+        println!("{} passed, {} failed", tally.passed, tally.failed);
+        bail!("the test programs did not build");
+    }
+    let programs = lanes::programs_from_json(&String::from_utf8_lossy(&built.stdout))?;
+    log::info!("test: cargo test --workspace --doc");
     let mut child = Command::new(cargo())
         .current_dir(root())
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .arg("--")
+        .args(["test", "--workspace", "--doc", "--no-fail-fast", "--"])
         .args(cargo_args)
         .stdout(Stdio::piped())
         .spawn()
-        .context("running cargo test")?;
+        .context("running cargo test --doc")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo test output")?;
         println!("{line}");
         tally.add_line(&line);
     }
-    let status = child.wait().context("waiting for cargo test")?;
+    let status = child.wait().context("waiting for cargo test --doc")?;
     if !status.success() && tally.failed == 0 {
-        // A build failure has no test result lines: count it as one failure.
         tally.failed += 1;
+    }
+    let times_file = target_dir().join("test-times.tsv");
+    let mut times = lanes::Times::parse(&std::fs::read_to_string(&times_file).unwrap_or_default());
+    let programs = lanes::order(programs, &times);
+    log::info!(
+        "test: {} test programs in {jobs} lanes, the longest first (logs in target/test-logs/)",
+        programs.len()
+    );
+    let started = std::time::Instant::now();
+    let (ran, measured) = lanes::run(programs, jobs, cargo_args, &target_dir().join("test-logs"))?;
+    tally.passed += ran.passed;
+    tally.failed += ran.failed;
+    log::info!(
+        "test: the test programs took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    if cargo_args.is_empty() {
+        // Only a whole run says how long each program takes.
+        times.0.extend(measured.0);
+        if let Err(e) = std::fs::write(&times_file, times.render()) {
+            log::warn!(
+                "{}: {e} (only the next run's order suffers)",
+                times_file.display()
+            );
+        }
     }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed > 0 {
