@@ -50,6 +50,21 @@ impl Profile {
     }
 }
 
+/// The variable that sets how many virtual CPUs a `virt` guest gets (1-8).
+pub const CPUS_VAR: &str = "K8R_QEMU_CPUS";
+
+/// A `virt` guest's virtual CPUs: `$K8R_QEMU_CPUS` when it holds 1-8, else 2.
+pub fn default_cpus() -> u8 {
+    cpus_from(std::env::var(CPUS_VAR).ok().as_deref())
+}
+
+fn cpus_from(value: Option<&str>) -> u8 {
+    value
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .filter(|n| (1..=8).contains(n))
+        .unwrap_or(2)
+}
+
 /// What to boot and how.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
@@ -61,6 +76,8 @@ pub struct MachineConfig {
     pub profile: Profile,
     /// Guest RAM.
     pub memory_mib: u32,
+    /// Virtual CPUs of a `virt` guest (raspi3b always has its four): [`default_cpus`].
+    pub cpus: u8,
     /// More disks for the guest (virtio on `virt`; not available on raspi3b).
     pub extra_disks: Vec<PathBuf>,
     /// The EEPROM settings the firmware model uses.
@@ -96,6 +113,7 @@ impl MachineConfig {
             card: card.into(),
             profile,
             memory_mib: 1024,
+            cpus: default_cpus(),
             extra_disks: Vec::new(),
             eeprom: Eeprom::default(),
             echo: false,
@@ -375,7 +393,8 @@ impl Machine {
         let mut cmd = Command::new("qemu-system-aarch64");
         match self.cfg.profile {
             Profile::Virt => {
-                cmd.args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2"])
+                cmd.args(["-M", "virt", "-cpu", "cortex-a72"])
+                    .args(["-smp", &self.cfg.cpus.to_string()])
                     .args(["-nodefaults", "-serial", "stdio"])
                     .args(self.cfg.network_args());
                 let mut drives = vec![self.cfg.card.clone()];
@@ -763,6 +782,16 @@ impl Drop for Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_cpus_come_from_the_variable_within_1_to_8() {
+        assert_eq!(cpus_from(None), 2);
+        assert_eq!(cpus_from(Some("1")), 1);
+        assert_eq!(cpus_from(Some(" 4 ")), 4);
+        for bad in ["0", "9", "two", ""] {
+            assert_eq!(cpus_from(Some(bad)), 2, "{bad:?}");
+        }
+    }
 
     #[test]
     fn extra_cmdline_goes_only_to_boots_not_from_partition_1() {
