@@ -251,7 +251,7 @@ fn a_manifest_of_a_newer_format_in_the_store_is_named_with_its_file() {
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");
     assert!(
-        msg.contains("format = 2: this installer only knows format 1"),
+        msg.contains("format = 2: this card's k8r reads only format 1"),
         "{msg}"
     );
 }

@@ -182,10 +182,11 @@ pub enum ManifestError {
         /// The parser's message.
         message: String,
     },
-    /// The manifest was written for a newer installer.
+    /// The manifest was written for a newer installer and node agent than this one.
     #[error(
-        "format = {found}: this installer only knows format {FORMAT}; the installer is older \
-         than the image: update the recovery partition (or build the image with a matching builder)"
+        "format = {found}: this card's k8r reads only format {FORMAT}; its recovery installer and \
+         node agent are older than the image: reflash the card with the new bootable_image.img, or \
+         build the image with the builder that made this card"
     )]
     NewerFormat {
         /// The manifest's format.

@@ -113,7 +113,7 @@ fn newer_format_is_refused_first() {
     assert_eq!(err, ManifestError::NewerFormat { found: 2 });
     assert!(err
         .to_string()
-        .contains("installer is older than the image"));
+        .contains("recovery installer and node agent are older than the image: reflash the card"));
     assert_eq!(
         invalid(|m| m.format = 3),
         ManifestError::NewerFormat { found: 3 }

@@ -516,7 +516,7 @@ fn a_manifest_this_node_cannot_read_is_refused_before_any_artefact_is_fetched() 
     let cases = [
         (
             newer,
-            "format = 2: this installer only knows format 1".to_owned(),
+            "format = 2: this card's k8r reads only format 1".to_owned(),
         ),
         (
             overlapping.render(),
