@@ -12,5 +12,6 @@ pub mod card;
 pub mod console;
 pub mod machine;
 pub mod protocol;
+pub mod rescue;
 
 pub use machine::{BootRecord, HarnessError, Machine, MachineConfig, Profile};

@@ -16,6 +16,7 @@ use crate::assets::{target_dir, MissingAsset};
 use crate::card::{Card, CardError};
 use crate::console::{Console, WaitResult};
 use crate::protocol::{classify_run, RunEnd};
+use crate::rescue;
 
 /// Which emulated machine runs the card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +250,17 @@ pub enum HarnessError {
         how: &'static str,
         /// The end of the transcript.
         tail: String,
+        /// Transcript file.
+        transcript: PathBuf,
+    },
+    /// The guest's systemd gave up on the boot and sits in emergency or rescue mode, so what
+    /// was awaited will never come.
+    #[error("the guest's systemd gave up on this boot (emergency or rescue mode) while waiting for {pattern:?}: {why}; transcript {transcript}")]
+    GaveUp {
+        /// The pattern.
+        pattern: String,
+        /// The units systemd failed on, as its console said ([`crate::rescue::gave_up`]).
+        why: String,
         /// Transcript file.
         transcript: PathBuf,
     },
@@ -547,9 +559,10 @@ impl Machine {
             }
             let console = self.console.clone();
             let runs = self.boots.len();
+            let run_start = self.run_start;
             let child = &mut self.child;
             match console.wait_for(pattern, self.cursor, deadline, |c| {
-                Self::run_over(child, c, runs)
+                Self::run_over(child, c, runs) || rescue::gave_up(&c.text_from(run_start)).is_some()
             }) {
                 WaitResult::Found(end) => {
                     let text = self.console.text_from(self.cursor);
@@ -568,17 +581,32 @@ impl Machine {
                         transcript: self.save_transcript(),
                     })
                 }
-                WaitResult::Stopped => match self.after_run()? {
-                    None => {}
-                    Some(RunEnd::PowerOff) => return Err(self.stopped(pattern, "powered off")),
-                    Some(_) => {
-                        return Err(
-                            self.stopped(pattern, "stopped without a reboot or power-off message")
-                        )
+                WaitResult::Stopped => {
+                    if let Some(why) = self.gave_up() {
+                        return Err(HarnessError::GaveUp {
+                            pattern: pattern.to_owned(),
+                            why,
+                            transcript: self.save_transcript(),
+                        });
                     }
-                },
+                    self.after_stop(pattern)?;
+                }
             }
         }
+    }
+
+    /// After a run stopped while `pattern` was awaited: `Ok` when the machine booted again.
+    fn after_stop(&mut self, pattern: &str) -> Result<(), HarnessError> {
+        match self.after_run()? {
+            None => Ok(()),
+            Some(RunEnd::PowerOff) => Err(self.stopped(pattern, "powered off")),
+            Some(_) => Err(self.stopped(pattern, "stopped without a reboot or power-off message")),
+        }
+    }
+
+    /// Why this run's systemd gave up on the boot, once it has ([`rescue::gave_up`]).
+    fn gave_up(&self) -> Option<String> {
+        rescue::gave_up(&self.console.text_from(self.run_start))
     }
 
     fn stopped(&self, pattern: &str, how: &'static str) -> HarnessError {
