@@ -5,8 +5,12 @@
 //! - **install**: the recovery installer writing the working partitions (the first flash, or
 //!   a `k8r reinstall` later), from its first line to the trial boot;
 //! - **staging**: `k8r update-image` downloading and staging the other build over HTTP;
-//! - **commit**: the trial boot of the other build, from the installer's reboot to the
-//!   agent's commit and after.
+//! - **trial**: the trial boot of the other build, in its first 60 s after the installer's
+//!   reboot (before the agent's commit, which came 17-74 s into the kernel's uptime here:
+//!   these cuts end in a rollback);
+//! - **commit**: the agent's commit of that trial, from the moment systemd starts
+//!   `k8r-trial.service` (its health checks, the careful replace of `autoboot.txt`, the trial
+//!   record) to a few seconds after it (these end on either build, by how far it got).
 //!
 //! After each trial the node is powered off cleanly and `fsck.fat -n` (p1, p2) and
 //! `e2fsck -fn` (p3) must find nothing, the store's current build must verify, and the
@@ -26,6 +30,9 @@ use k8r_tests::node::{config, node_card, ok, port, serve_builds, WAIT};
 use k8r_tests::{assemble_card, fat_partition, fsck_partition, scratch, BASE_2604_SYSTEMD};
 
 const JOIN: &str = "kubeadm join 10.0.0.1:6443 --token k8rcut.q7w8e9r0t1y2u3i4 --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The description of `k8r-trial.service` as systemd prints it when the unit starts.
+const TRIAL_UNIT: &str = "k8r trial: commit this build once the node is healthy";
 
 /// SplitMix64: small, seedable, and the same on every machine.
 struct Rng(u64);
@@ -51,10 +58,11 @@ impl Rng {
 enum Phase {
     Install,
     Staging,
+    Trial,
     Commit,
 }
 
-const PHASES: [Phase; 3] = [Phase::Install, Phase::Staging, Phase::Commit];
+const PHASES: [Phase; 4] = [Phase::Install, Phase::Staging, Phase::Trial, Phase::Commit];
 
 /// How far into each phase a cut may land (the phase's length on an unloaded machine, with
 /// room: a cut after the phase ended is a cut at a later point, which is fine too).
@@ -62,7 +70,9 @@ fn window(phase: Phase) -> Duration {
     Duration::from_secs(match phase {
         Phase::Install => 30,
         Phase::Staging => 20,
-        Phase::Commit => 60,
+        Phase::Trial => 60,
+        // From `k8r-trial.service` starting; its health checks and commit take seconds.
+        Phase::Commit => 20,
     })
 }
 
@@ -151,7 +161,7 @@ fn random_power_cuts_end_installed_verified_and_committed_with_clean_filesystems
         Machine::start(config("power-cuts", &a.card, port(&server.url()), "")).expect("boot");
     let mut committed = ids[0].clone();
     for trial in 0..trials {
-        let phase = PHASES[usize::try_from(seed.wrapping_add(trial) % 3).unwrap_or(0)];
+        let phase = PHASES[usize::try_from(seed.wrapping_add(trial) % 4).unwrap_or(0)];
         let delay = rng.within(window(phase));
         let why = format!("seed {seed}, trial {trial}: {phase:?}, cut {delay:?} in");
         eprintln!("power cuts: {why}");
@@ -182,7 +192,7 @@ fn random_power_cuts_end_installed_verified_and_committed_with_clean_filesystems
                 ))
                 .expect("update-image");
             }
-            Phase::Commit => {
+            Phase::Trial | Phase::Commit => {
                 ok(
                     &mut vm,
                     &format!("k8r update-image --url http://10.0.2.100/{other}/"),
@@ -190,6 +200,10 @@ fn random_power_cuts_end_installed_verified_and_committed_with_clean_filesystems
                 vm.send("k8r reinstall").expect("reinstall");
                 vm.expect("rebooting into the working system on trial", WAIT)
                     .unwrap_or_else(|e| panic!("{why}: the trial install: {e}"));
+                if matches!(phase, Phase::Commit) {
+                    vm.expect(TRIAL_UNIT, WAIT)
+                        .unwrap_or_else(|e| panic!("{why}: the trial boot: {e}"));
+                }
             }
         }
         let started = Instant::now();
