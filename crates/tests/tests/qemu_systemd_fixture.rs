@@ -105,11 +105,14 @@ fn systemd_fixture_runs_networks_fetches_over_http_and_reboots_on_request() {
     let waits = ok(
         &mut vm,
         "systemctl show -p DefaultTimeoutStartUSec; \
-         systemctl show -p JobRunningTimeoutUSec 'dev-disk-by\\x2dlabel-system\\x2dboot.device'",
+         systemctl show -p JobRunningTimeoutUSec 'dev-disk-by\\x2dlabel-system\\x2dboot.device'; \
+         systemctl show -p ExecStart systemd-networkd-wait-online.service",
     );
     assert!(
         waits.contains("DefaultTimeoutStartUSec=5min")
-            && waits.contains("JobRunningTimeoutUSec=10min"),
+            && waits.contains("JobRunningTimeoutUSec=10min")
+            && waits
+                .contains("argv[]=/usr/lib/systemd/systemd-networkd-wait-online --timeout=600 "),
         "{waits}"
     );
 
