@@ -42,6 +42,7 @@ pub const TARGETS: &[Target] = &[
     t("config_toml", "k8r-config", "crates/config"),
     t("card_records", "k8r-card", "crates/card"),
     t("install_log", "k8r-card", "crates/card"),
+    t("zstd_stream", "k8r-card", "crates/card"),
     t("tar_path", "k8r-installer", "crates/installer"),
     t("boot_archive", "k8r-installer", "crates/installer"),
     t("content_range", "k8r-node", "crates/node"),

@@ -74,6 +74,119 @@ pub fn compress_xz(
     })
 }
 
+/// Compresses `input` into `output` as independent zstd frames of
+/// [`k8r_card::stream::zstd_frames::FRAME_SIZE`] input bytes each (level `level`, each frame
+/// with its content size and checksum), on `threads` threads, hashing both sides. Frames are
+/// written in order and do not depend on the thread count, so the output is reproducible;
+/// the installer decodes them on all cores.
+pub fn compress_zstd(
+    input: &Path,
+    output: &Path,
+    level: i32,
+    threads: u32,
+    progress: &dyn Fn(u64),
+) -> Result<Digests, ImageError> {
+    use std::sync::mpsc;
+    type Reply = mpsc::Receiver<std::io::Result<Vec<u8>>>;
+    let frame_size = k8r_card::stream::zstd_frames::FRAME_SIZE;
+    let threads = threads.max(1) as usize;
+    let out = File::create(output).map_err(io_err(output))?;
+    let mut sink = HashingWriter::new(BufWriter::new(out));
+    let mut src = HashingReader::new(File::open(input).map_err(io_err(input))?);
+    let (job_tx, job_rx) =
+        mpsc::sync_channel::<(Vec<u8>, mpsc::SyncSender<std::io::Result<Vec<u8>>>)>(threads);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|scope| -> Result<(), ImageError> {
+        for _ in 0..threads {
+            let job_rx = &job_rx;
+            scope.spawn(move || {
+                let mut compressor = zstd::bulk::Compressor::new(level).and_then(|mut c| {
+                    c.include_checksum(true)?;
+                    c.include_contentsize(true)?;
+                    Ok(c)
+                });
+                loop {
+                    let job = job_rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|rx| rx.recv().map_err(|_| ()));
+                    let Ok((chunk, reply)) = job else { return };
+                    let result = match &mut compressor {
+                        Ok(c) => c.compress(&chunk),
+                        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                    };
+                    let _ = reply.send(result);
+                }
+            });
+        }
+        let mut pending: std::collections::VecDeque<Reply> = std::collections::VecDeque::new();
+        let mut write_next =
+            |pending: &mut std::collections::VecDeque<Reply>| -> Result<(), ImageError> {
+                if let Some(reply) = pending.pop_front() {
+                    let frame = reply
+                        .recv()
+                        .map_err(|_| ImageError::Layout("a zstd compressor thread died".into()))?
+                        .map_err(io_err(output))?;
+                    sink.write_all(&frame).map_err(io_err(output))?;
+                }
+                Ok(())
+            };
+        let result = (|| {
+            loop {
+                let mut chunk = vec![0u8; frame_size];
+                let n = fill(&mut src, &mut chunk).map_err(io_err(input))?;
+                if n == 0 {
+                    break;
+                }
+                chunk.truncate(n);
+                let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+                job_tx.send((chunk, reply_tx)).map_err(|_| {
+                    ImageError::Layout("the zstd compressor threads stopped".into())
+                })?;
+                pending.push_back(reply_rx);
+                if pending.len() > threads {
+                    write_next(&mut pending)?;
+                }
+                progress(src.count());
+            }
+            while !pending.is_empty() {
+                write_next(&mut pending)?;
+            }
+            Ok(())
+        })();
+        drop(job_tx);
+        result
+    })?;
+    sink.flush().map_err(io_err(output))?;
+    let (compressed_sha256, compressed_size, writer) = sink.finish();
+    writer
+        .into_inner()
+        .map_err(|e| io_err(output)(e.into_error()))?
+        .sync_all()
+        .map_err(io_err(output))?;
+    let (sha256, size) = src.finish();
+    Ok(Digests {
+        compressed_size,
+        compressed_sha256,
+        size,
+        sha256,
+    })
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Writes a reproducible tar of the tree under `dir` (sorted, owner root, fixed mtime,
 /// 0644 files, 0755 directories) and compresses it to `output` as xz with `threads` encoder
 /// threads (the output does not depend on them), calling `progress` with the tar bytes read.
@@ -292,6 +405,44 @@ mod tests {
         let back = crate::process::run(std::process::Command::new("xz").args(["-dc"]).arg(&one))
             .expect("xz -d");
         assert!(back.stdout == data);
+    }
+
+    #[test]
+    fn zstd_frames_are_thread_independent_and_decode_with_zstd_and_the_installer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in");
+        let frame = k8r_card::stream::zstd_frames::FRAME_SIZE;
+        let mut data = vec![0u8; 2 * frame + 12_345];
+        for (i, b) in data.iter_mut().enumerate().step_by(512) {
+            *b = u8::try_from(i % 251).unwrap_or(0);
+        }
+        std::fs::write(&input, &data).expect("write");
+        let one = dir.path().join("one.zst");
+        let three = dir.path().join("three.zst");
+        let d1 = compress_zstd(&input, &one, 3, 1, &|_| {}).expect("zstd 1");
+        let d3 = compress_zstd(&input, &three, 3, 3, &|_| {}).expect("zstd 3");
+        assert_eq!(d1, d3, "same bytes whatever the thread count");
+        assert_eq!(d1.size, data.len() as u64);
+        assert_eq!(d1.sha256, hex(&Sha256::digest(&data)));
+        let bytes = std::fs::read(&one).expect("read");
+        assert_eq!(d1.compressed_sha256, k8r_card::digest::sha256_hex(&bytes));
+        // Three independent frames, each with its content size.
+        let mut split = k8r_card::stream::zstd_frames::FrameSplitter::new(&bytes[..]);
+        let mut sizes = Vec::new();
+        while let Some(f) = split.next_frame().expect("frame") {
+            sizes.push(f.content_size);
+        }
+        assert_eq!(sizes, [frame as u64, frame as u64, 12_345]);
+        // The zstd tool reads it (the files are plain zstd) ...
+        let back = crate::process::run(std::process::Command::new("zstd").args(["-dc"]).arg(&one))
+            .expect("zstd -d");
+        assert!(back.stdout == data);
+        // ... and so does the installer's decoder.
+        let mut out = Vec::new();
+        let mut r = k8r_card::stream::decoder(k8r_manifest::Compression::Zstd, &bytes[..], 2, 0)
+            .expect("decoder");
+        r.read_to_end(&mut out).expect("decode");
+        assert!(out == data);
     }
 
     #[test]

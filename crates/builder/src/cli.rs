@@ -106,6 +106,10 @@ pub struct AssembleArgs {
     /// xz preset for image.img.xz: 0 (fast, larger) to 9; 6 is xz's default.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub xz_preset: u32,
+    /// zstd level for image.img.zst when the configuration says COMPRESSION="zstd": 1 (fast,
+    /// larger) to 19; decoding speed barely depends on it.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
     /// Worker threads for compression and hashing (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -345,6 +349,7 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
         busybox: args.busybox.clone(),
         fetcher,
         xz_preset: args.xz_preset,
+        zstd_level: args.zstd_level,
         epoch,
         threads,
         signing_key: signing.map(|s| s.key),

@@ -219,14 +219,17 @@ pub fn inspect(image: &Path) -> Result<Inspection, BaseError> {
                     let m = &b.manifest;
                     let _ = writeln!(
                         out,
-                        "stored image: build {} Kubernetes {} {} (base {}), root {} MiB with {} MiB used in {} ranges",
+                        "stored image: build {} Kubernetes {} {} (base {}), root {} MiB with {} MiB used in {} ranges, {} ({}, manifest format {})",
                         m.build_id,
                         m.kubernetes_version,
                         m.arch,
                         m.base_shape,
                         m.root.size / MIB,
                         m.used_bytes() / MIB,
-                        m.root.ranges.len()
+                        m.root.ranges.len(),
+                        m.root.file,
+                        m.root.compression,
+                        m.format
                     );
                     let _ = writeln!(out, "{}", signature_line(&p1, &b));
                 }

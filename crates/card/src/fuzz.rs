@@ -162,3 +162,71 @@ fn install_log() {
         },
     );
 }
+
+/// The zstd decoder (`stream::zstd_reader` over `stream::zstd_frames`), which reads
+/// `image.img.zst` from the card or a download: on raw bytes (mutated seeds) it ends with data
+/// or an error, never a panic, a hang or an allocation beyond one frame's limit; on a stream
+/// of real frames made from the input it gives the input back, and with one byte flipped it
+/// either fails or still gives the input back exactly (each frame's checksum).
+#[test]
+fn zstd_stream() {
+    use std::io::Read;
+
+    use crate::stream::zstd_reader::ZstdReader;
+    use crate::testkit::compress_zstd_frames;
+
+    let dict: [&[u8]; 6] = [
+        &[0x28, 0xb5, 0x2f, 0xfd],
+        &[0x50, 0x2a, 0x4d, 0x18],
+        &[0x00, 0x00, 0x00],
+        &[0x01, 0x00, 0x00],
+        &[0xff, 0xff, 0xff, 0xff],
+        &[0xe0],
+    ];
+    let strategy = (
+        input(corpus(DIR, "zstd_stream"), &dict),
+        any::<bool>(),
+        1..5000usize,
+        k8r_fuzzkit::proptest::option::of((any::<usize>(), 1..=255u8)),
+        1..4u32,
+    );
+    run(
+        "zstd_stream",
+        128,
+        strategy,
+        |(data, raw, frame, flip, threads)| {
+            let decode = |stream: &[u8]| {
+                let mut out = Vec::new();
+                ZstdReader::new(stream, threads, 1 << 20)
+                    .and_then(|mut r| r.read_to_end(&mut out))
+                    .map(|_| out)
+            };
+            if raw {
+                if decode(&data).is_ok() {
+                    hit("raw decoded");
+                }
+                return Ok(());
+            }
+            let mut stream = compress_zstd_frames(&data, frame);
+            let flipped = flip.filter(|_| !stream.is_empty()).map(|(at, byte)| {
+                let i = at % stream.len();
+                stream[i] ^= byte;
+            });
+            match decode(&stream) {
+                Ok(out) => {
+                    prop_assert!(out == data[..], "decoded bytes differ (flip {flip:?})");
+                    hit(if flipped.is_some() {
+                        "flip harmless"
+                    } else {
+                        "frames decoded"
+                    });
+                }
+                Err(e) => {
+                    prop_assert!(flipped.is_some(), "an intact stream failed: {e}");
+                    hit("flip refused");
+                }
+            }
+            Ok(())
+        },
+    );
+}

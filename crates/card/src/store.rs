@@ -545,7 +545,7 @@ impl Build {
             source,
         };
         let report = {
-            let mut plain = stream::xz_reader(&mut hashed, threads, opts.mem_total)
+            let mut plain = stream::decoder(m.compression, &mut hashed, threads, opts.mem_total)
                 .map_err(|e| io_err(&path)(e))?;
             let write_opts = WriteOptions {
                 threads: opts.threads.max(1),
@@ -569,7 +569,7 @@ impl Build {
             }
             report
         };
-        // The rest of the file (the xz index and footer) is hashed too.
+        // The rest of the file (the xz index and footer; nothing for zstd) is hashed too.
         io::copy(&mut hashed, &mut io::sink()).map_err(io_err(&path))?;
         if report.sha256 != m.sha256 {
             return Err(StoreError::Digest {

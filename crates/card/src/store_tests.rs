@@ -124,6 +124,43 @@ fn a_good_build_verifies() {
     assert!(calls > 0, "progress was reported");
 }
 
+#[test]
+fn a_zstd_build_verifies_and_a_damaged_one_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::new(dir.path());
+    let mut spec = BuildSpec::new("z1");
+    spec.compression = k8r_manifest::Compression::Zstd;
+    let m = write_build(&store.build_dir("z1").expect("id"), &spec);
+    assert_eq!((m.format, m.root.file.as_str()), (2, "image.img.zst"));
+    let build = store.build("z1").expect("open");
+    assert_eq!(
+        build.manifest.root.compression,
+        k8r_manifest::Compression::Zstd
+    );
+    build.check_compressed().expect("compressed digest");
+    let mut last = None;
+    build
+        .verify(opts(), &mut |p| last = Some(p))
+        .expect("a zstd build verifies");
+    assert!(last.is_some(), "progress was reported");
+
+    // A byte flipped inside a frame: the decode fails, naming the file.
+    let root = build.root_file();
+    let len = i64::try_from(std::fs::metadata(&root).expect("meta").len()).expect("len");
+    flip(&root, len / 2);
+    let err = build.verify(opts(), &mut |_| {}).expect_err("verify");
+    assert!(err.to_string().contains("image.img.zst"), "{err}");
+
+    // The same bytes under an xz manifest are refused, not written as garbage.
+    let (_dir, xz_store) = store_with(&["x1"]);
+    let xz_build = xz_store.build("x1").expect("open");
+    std::fs::write(xz_build.root_file(), crate::testkit::image_zst()).expect("swap");
+    let err = xz_build
+        .verify(opts(), &mut |_| {})
+        .expect_err("zstd read as xz");
+    assert!(err.to_string().contains("image.img.xz"), "{err}");
+}
+
 /// Flips one byte of `path` at `offset` (from the end when negative).
 fn flip(path: &Path, offset: i64) {
     let mut bytes = std::fs::read(path).expect("read");
@@ -246,12 +283,12 @@ fn a_manifest_of_a_newer_format_in_the_store_is_named_with_its_file() {
         .expect("pointer");
     let path = store.build_dir("b1").expect("dir").join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(&path, text.replace("format = 1", "format = 2")).expect("write");
+    std::fs::write(&path, text.replace("format = 1", "format = 3")).expect("write");
     let err = store.current().expect_err("newer format");
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");
     assert!(
-        msg.contains("format = 2: this card's k8r reads only format 1"),
+        msg.contains("format = 3: this card's k8r reads formats up to 2"),
         "{msg}"
     );
 }

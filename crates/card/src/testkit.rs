@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use k8r_manifest::{Artifact, Manifest, Range, RootImage, FORMAT, MANIFEST_FILE};
+use k8r_manifest::{Artifact, Compression, Manifest, Range, RootImage, MANIFEST_FILE};
 use liblzma::stream::MtStreamBuilder;
 use sha2::{Digest, Sha256};
 
@@ -42,6 +42,34 @@ pub fn image() -> (Vec<u8>, Vec<Range>) {
 pub fn image_xz() -> Vec<u8> {
     static XZ: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     XZ.get_or_init(|| compress_blocks(&image().0)).clone()
+}
+
+/// [`image`] compressed as the builder does with `COMPRESSION="zstd"` (1 MiB frames here).
+pub fn image_zst() -> Vec<u8> {
+    static ZST: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ZST.get_or_init(|| compress_zstd_frames(&image().0, 1024 * 1024))
+        .clone()
+}
+
+/// [`image`] compressed the way `compression` says.
+pub fn image_compressed(compression: Compression) -> Vec<u8> {
+    match compression {
+        Compression::Xz => image_xz(),
+        Compression::Zstd => image_zst(),
+    }
+}
+
+/// Compresses `data` as independent zstd frames of `frame` bytes each (level 3, content size
+/// and checksum in every frame), the shape k8r-builder writes.
+pub fn compress_zstd_frames(data: &[u8], frame: usize) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(3).expect("compressor");
+    c.include_checksum(true).expect("checksum");
+    c.include_contentsize(true).expect("content size");
+    let mut out = Vec::new();
+    for chunk in data.chunks(frame.max(1)) {
+        out.extend_from_slice(&c.compress(chunk).expect("compress"));
+    }
+    out
 }
 
 fn make_image() -> (Vec<u8>, Vec<Range>) {
@@ -133,6 +161,8 @@ pub struct BuildSpec {
     /// The content of `boot.tar.xz` (any bytes: only its size and digests are checked by the
     /// store; the installer unpacks real ones).
     pub boot: Vec<u8>,
+    /// How `image.img.*` is compressed (and so the manifest's format and the file name).
+    pub compression: Compression,
 }
 
 impl BuildSpec {
@@ -143,6 +173,7 @@ impl BuildSpec {
             kubernetes_version: "1.31.2".into(),
             arch: "arm64".into(),
             boot: format!("boot archive of {id}").into_bytes(),
+            compression: Compression::Xz,
         }
     }
 }
@@ -150,9 +181,9 @@ impl BuildSpec {
 /// The manifest of [`write_build`]'s build, without writing anything.
 pub fn build_manifest(spec: &BuildSpec) -> Manifest {
     let (img, ranges) = image();
-    let xz = image_xz();
+    let xz = image_compressed(spec.compression);
     Manifest {
-        format: FORMAT,
+        format: spec.compression.format(),
         build_id: spec.build_id.clone(),
         arch: spec.arch.clone(),
         kubernetes_version: spec.kubernetes_version.clone(),
@@ -160,7 +191,8 @@ pub fn build_manifest(spec: &BuildSpec) -> Manifest {
         base_image: "testkit.img".into(),
         base_shape: "ubuntu-26.04".into(),
         root: RootImage {
-            file: "image.img.xz".into(),
+            file: format!("image.img.{}", spec.compression.extension()),
+            compression: spec.compression,
             compressed_size: xz.len() as u64,
             compressed_sha256: sha256_hex(&xz),
             size: img.len() as u64,
@@ -183,7 +215,8 @@ pub fn build_manifest(spec: &BuildSpec) -> Manifest {
 pub fn write_build(dir: &Path, spec: &BuildSpec) -> Manifest {
     let m = build_manifest(spec);
     std::fs::create_dir_all(dir).expect("build dir");
-    std::fs::write(dir.join(&m.root.file), image_xz()).expect("image.img.xz");
+    std::fs::write(dir.join(&m.root.file), image_compressed(spec.compression))
+        .expect("image.img.*");
     std::fs::write(dir.join(&m.boot.file), &spec.boot).expect("boot.tar.xz");
     std::fs::write(dir.join(MANIFEST_FILE), m.render()).expect("manifest");
     m

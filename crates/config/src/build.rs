@@ -240,6 +240,7 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
     let trial_timeout = ctx.optional("TRIAL_TIMEOUT", validate::trial_timeout);
     let kernel_cmdline = ctx.optional("KERNEL_CMDLINE", validate::kernel_cmdline);
     let root_size = ctx.optional("ROOT_SIZE", validate::size);
+    let compression = ctx.optional("COMPRESSION", validate::compression);
     let containerd = ctx.optional("CONTAINERD_VERSION", validate::version);
     let runc = ctx.optional("RUNC_VERSION", validate::version);
     let cni_plugins = ctx.optional("CNI_PLUGINS_VERSION", validate::version);
@@ -338,6 +339,7 @@ fn settings(ctx: &mut Ctx<'_>, purpose: Purpose) -> Result<BuildConfig, Invalid>
         trial_timeout_secs: trial_timeout?.unwrap_or(keys::DEFAULT_TRIAL_TIMEOUT_SECS),
         kernel_cmdline: kernel_cmdline?.unwrap_or_default(),
         root_size: root_size?,
+        compression: compression?.unwrap_or_default(),
         components: Components {
             containerd: containerd.unwrap_or(keys::DEFAULT_CONTAINERD_VERSION),
             runc: runc.unwrap_or(keys::DEFAULT_RUNC_VERSION),

@@ -189,6 +189,16 @@ pub const KEYS: &[KeyDoc] = &[
               T (binary units).",
     },
     KeyDoc {
+        name: "COMPRESSION",
+        required: false,
+        default: "xz",
+        example: "zstd",
+        doc: "How image.img is compressed for the upgrade artefacts and the card's image store: \
+              xz (image.img.xz, smallest, what every k8r card reads) or zstd (image.img.zst in \
+              independent frames: a little larger, decoded several times faster on all cores; \
+              needs a card whose k8r reads manifest format 2). boot.tar.xz is always xz.",
+    },
+    KeyDoc {
         name: "ARCH",
         required: false,
         default: "arm64",

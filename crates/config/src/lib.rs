@@ -72,6 +72,8 @@ pub struct BuildConfig {
     pub kernel_cmdline: Vec<String>,
     /// `ROOT_SIZE`; `None`: the builder computes it.
     pub root_size: Option<Size>,
+    /// `COMPRESSION`: how the builder compresses the root image (default xz).
+    pub compression: k8r_manifest::Compression,
     /// containerd, runc, CNI plugins and crictl versions.
     pub components: Components,
     /// Download locations.
@@ -105,6 +107,7 @@ impl PartialEq for BuildConfig {
             trial_timeout_secs,
             kernel_cmdline,
             root_size,
+            compression,
             components,
             mirrors,
             password_hash,
@@ -127,6 +130,7 @@ impl PartialEq for BuildConfig {
             && *trial_timeout_secs == other.trial_timeout_secs
             && *kernel_cmdline == other.kernel_cmdline
             && *root_size == other.root_size
+            && *compression == other.compression
             && *components == other.components
             && *mirrors == other.mirrors
             && *password_hash == other.password_hash

@@ -60,6 +60,7 @@ pub(crate) fn value_of(config: &BuildConfig, name: &str) -> Option<String> {
         "TRIAL_TIMEOUT" => super::validate::render_duration(c.trial_timeout_secs),
         "KERNEL_CMDLINE" => c.kernel_cmdline.join(" "),
         "ROOT_SIZE" => c.root_size.map(|s| s.to_string()).unwrap_or_default(),
+        "COMPRESSION" => c.compression.name().to_string(),
         "ARCH" => c.arch.to_string(),
         "CONTAINERD_VERSION" => v.containerd.to_string(),
         "RUNC_VERSION" => v.runc.to_string(),

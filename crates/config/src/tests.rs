@@ -40,6 +40,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.http_image_url, None);
     assert_eq!(c.hostname_prefix, "k8r");
     assert_eq!(c.root_size, None);
+    assert_eq!(c.compression, k8r_manifest::Compression::Xz);
     assert_eq!(
         c.components,
         Components {
@@ -396,8 +397,32 @@ fn control_plane_join_without_key_warns() {
 }
 
 #[test]
+fn compression_is_xz_or_zstd_and_a_near_miss_names_the_fix() {
+    let c = cfg(&format!("{MINIMAL}COMPRESSION=\"zstd\"\n")).unwrap();
+    assert_eq!(c.compression, k8r_manifest::Compression::Zstd);
+    assert!(c.render_cfg().contains("COMPRESSION=\"zstd\"\n"));
+    let c = cfg(&format!("{MINIMAL}COMPRESSION=\"xz\"\n")).unwrap();
+    assert_eq!(c.compression, k8r_manifest::Compression::Xz);
+    assert_eq!(
+        errors_with("COMPRESSION=\"zst\"\n"),
+        "variables.cfg:3: COMPRESSION=\"zst\": expected zstd (lower case, the tool's name); \
+         hint: write COMPRESSION=\"zstd\""
+    );
+    let err = errors_with("COMPRESSION=\"gzip\"\n");
+    assert!(
+        err.starts_with("variables.cfg:3: COMPRESSION=\"gzip\": expected one of: xz, zstd"),
+        "{err}"
+    );
+}
+
+#[test]
 fn http_image_url_forms_are_normalised() {
     for (value, prefix, form) in [
+        (
+            "http://example.com/my_images/image.img.zst",
+            "http://example.com/my_images/",
+            UrlForm::ArtefactUrl,
+        ),
         (
             "http://example.com/my_images/image.img.xz",
             "http://example.com/my_images/",

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::keys::MIN_K8S_VERSION;
 use super::types::{Arch, Endpoint, ImageUrl, Size, UrlForm, Version};
+use k8r_manifest::Compression;
 
 /// Why a value was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,8 +462,23 @@ fn http_url(value: &str) -> Result<(&str, &str), Problem> {
     Ok((&value[..split], &value[split..]))
 }
 
-/// The artefact names nodes download from `HTTP_IMAGE_URL`.
-pub(crate) const ARTEFACTS: [&str; 2] = ["image.img.xz", "boot.tar.xz"];
+/// The artefact names nodes download from `HTTP_IMAGE_URL` (the root image under either
+/// compression).
+pub(crate) const ARTEFACTS: [&str; 3] = ["image.img.xz", "image.img.zst", "boot.tar.xz"];
+
+/// `COMPRESSION`: `xz` or `zstd`.
+pub(crate) fn compression(value: &str) -> Result<Compression, Problem> {
+    match value {
+        "xz" => Ok(Compression::Xz),
+        "zstd" => Ok(Compression::Zstd),
+        v if v.eq_ignore_ascii_case("xz") => Err(Problem::new("xz (lower case)").write("xz")),
+        v if v.eq_ignore_ascii_case("zstd") || v.eq_ignore_ascii_case("zst") => {
+            Err(Problem::new("zstd (lower case, the tool's name)").write("zstd"))
+        }
+        _ => Err(Problem::new("one of: xz, zstd")
+            .hint("xz is the default; zstd installs faster and its files are a little larger")),
+    }
+}
 
 /// `HTTP_IMAGE_URL`: a directory prefix or the full URL of one artefact.
 pub(crate) fn image_url(value: &str) -> Result<ImageUrl, Problem> {
@@ -486,7 +502,11 @@ pub(crate) fn image_url(value: &str) -> Result<ImageUrl, Problem> {
         });
     }
     let lower = last.to_ascii_lowercase();
-    if lower.ends_with(".xz") || lower.ends_with(".img") || lower.ends_with(".gz") {
+    if lower.ends_with(".xz")
+        || lower.ends_with(".zst")
+        || lower.ends_with(".img")
+        || lower.ends_with(".gz")
+    {
         return Err(Problem::new(format!(
             "the URL of the directory holding image.img.xz and boot.tar.xz (nodes download \
              exactly those names), not of \"{last}\""

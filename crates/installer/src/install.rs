@@ -102,7 +102,7 @@ pub(crate) fn check_compressed(job: &Job<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Decodes `image.img.xz` onto p3, writing only the used ranges, then reads the ranges back
+/// Decodes `image.img.xz` (or `.zst`) onto p3, writing only the used ranges, then reads the ranges back
 /// from the card bypassing the page cache.
 pub(crate) fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<()> {
     let m = &job.build.manifest.root;
@@ -110,12 +110,13 @@ pub(crate) fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<()> {
     let src_path = job.build.root_file();
     let src = File::open(&src_path).map_err(Error::io("open", &src_path))?;
     let threads = u32::try_from(job.threads).unwrap_or(1);
-    let mut plain = stream::xz_reader(
+    let mut plain = stream::decoder(
+        m.compression,
         BufReader::with_capacity(1 << 20, src),
         threads,
         job.mem_total,
     )
-    .map_err(Error::io("xz decoder for", &src_path))?;
+    .map_err(Error::io("the decoder for", &src_path))?;
     let mut dev = OpenOptions::new()
         .write(true)
         .open(&p3.dev)

@@ -13,6 +13,8 @@
 //!
 //! [root]                # image.img.xz → partition 3 (ext4)
 //! file = "image.img.xz"
+//! # compression = "zstd" # absent: xz; zstd needs format = 2 (file image.img.zst);
+//! #                      # the boot archive is always xz
 //! compressed_size = 123
 //! compressed_sha256 = "<64 lowercase hex>"
 //! size = 456            # uncompressed bytes (the partition image)
@@ -53,8 +55,59 @@ pub const MANIFEST_FILE: &str = "manifest.toml";
 /// not a manifest, and no reader takes it into memory whole.
 pub const MANIFEST_MAX: usize = 1 << 20;
 
-/// The manifest format this crate reads and writes.
-pub const FORMAT: u32 = 1;
+/// The newest manifest format this crate reads and writes. Format 1 is the seed-compatible
+/// xz build; format 2 adds `compression = "zstd"` to `[root]`. An xz build is still written as
+/// format 1 ([`Compression::format`]), so older cards take it.
+pub const FORMAT: u32 = 2;
+
+/// How the root image is compressed: the `compression` key of `[root]`. The boot archive is
+/// always xz: a few tens of MB of mostly compressed files (kernel, initramfs) that decode in
+/// about a second on a Pi, not where an install spends its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Multi-block xz (`.xz`): the default and the only one format 1 knows.
+    #[default]
+    Xz,
+    /// Independent zstd frames (`.zst`), each with its content size: format 2.
+    Zstd,
+}
+
+impl Compression {
+    /// The name in the manifest and in `COMPRESSION=` (`xz`, `zstd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The file name extension, without the dot (`xz`, `zst`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Xz => "xz",
+            Compression::Zstd => "zst",
+        }
+    }
+
+    /// The oldest manifest format that can name this compression: the one k8r-builder writes.
+    pub fn format(self) -> u32 {
+        match self {
+            Compression::Xz => 1,
+            Compression::Zstd => 2,
+        }
+    }
+
+    fn is_default(self) -> bool {
+        self == Compression::Xz
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The largest used range: the installer hashes each range on its own, in memory.
 pub const MAX_RANGE: u64 = 64 * 1024 * 1024;
@@ -122,6 +175,9 @@ pub struct Artifact {
 pub struct RootImage {
     /// Its file name next to the manifest: a plain name, no directories.
     pub file: String,
+    /// How the file is compressed (absent in the manifest: xz).
+    #[serde(default)]
+    pub compression: Compression,
     /// Size of the compressed file in bytes.
     pub compressed_size: u64,
     /// SHA-256 of the compressed file, lowercase hex.
@@ -184,7 +240,7 @@ pub enum ManifestError {
     },
     /// The manifest was written for a newer installer and node agent than this one.
     #[error(
-        "format = {found}: this card's k8r reads only format {FORMAT}; its recovery installer and \
+        "format = {found}: this card's k8r reads formats up to {FORMAT}; its recovery installer and \
          node agent are older than the image: reflash the card with the new bootable_image.img, or \
          build the image with the builder that made this card"
     )]
@@ -193,7 +249,7 @@ pub enum ManifestError {
         found: i64,
     },
     /// The format number is not one any installer knows.
-    #[error("format = {found}: not a valid manifest format (expected {FORMAT})")]
+    #[error("format = {found}: not a valid manifest format (expected 1 to {FORMAT})")]
     BadFormat {
         /// The manifest's format.
         found: i64,
@@ -207,6 +263,19 @@ pub enum ManifestError {
         value: String,
         /// What would have been accepted.
         expected: &'static str,
+    },
+    /// The root image's compression needs a newer format than the manifest says.
+    #[error(
+        "root.compression = \"{compression}\" needs format = {needed}, the manifest says \
+         format = {found} (older cards would misread it: rebuild it with k8r-builder)"
+    )]
+    FormatTooOld {
+        /// The compression.
+        compression: Compression,
+        /// The format it needs.
+        needed: u32,
+        /// The manifest's format.
+        found: u32,
     },
     /// `root.ranges` is empty.
     #[error("root.ranges: no used ranges (an ext4 image always uses its superblock)")]
@@ -306,6 +375,14 @@ impl Manifest {
         )?;
         check_artifact("root", &self.root.artifact())?;
         check_artifact("boot", &self.boot)?;
+        let compression = self.root.compression;
+        if compression.format() > self.format {
+            return Err(ManifestError::FormatTooOld {
+                compression,
+                needed: compression.format(),
+                found: self.format,
+            });
+        }
         self.root.validate_ranges()
     }
 
@@ -326,6 +403,14 @@ impl Manifest {
         line(&mut out, "base_shape", &quote(&self.base_shape));
         out.push_str("\n[root]\n");
         render_artifact(&mut out, &self.root.artifact());
+        // Absent means xz: an xz build renders exactly as format 1 always did.
+        if !self.root.compression.is_default() {
+            line(
+                &mut out,
+                "compression",
+                &quote(self.root.compression.name()),
+            );
+        }
         line(&mut out, "block_size", &self.root.block_size.to_string());
         for range in &self.root.ranges {
             out.push_str("\n[[root.ranges]]\n");
@@ -451,7 +536,7 @@ pub fn split_ranges(used: &[(u64, u64)], max: u64) -> Vec<(u64, u64)> {
 
 fn check_format(found: i64) -> Result<(), ManifestError> {
     match found {
-        f if f == i64::from(FORMAT) => Ok(()),
+        f if (1..=i64::from(FORMAT)).contains(&f) => Ok(()),
         f if f > i64::from(FORMAT) => Err(ManifestError::NewerFormat { found: f }),
         f => Err(ManifestError::BadFormat { found: f }),
     }

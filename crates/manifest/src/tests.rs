@@ -17,6 +17,7 @@ fn sample() -> Manifest {
         base_shape: "ubuntu-26.04".into(),
         root: RootImage {
             file: "image.img.xz".into(),
+            compression: Compression::Xz,
             compressed_size: 123,
             compressed_sha256: A.into(),
             size: 256 * MIB,
@@ -109,15 +110,84 @@ fn unknown_keys_are_ignored() {
 #[test]
 fn newer_format_is_refused_first() {
     // Even if the rest no longer fits, the format is what the user is told about.
-    let err = Manifest::parse("format = 2\nroot = \"something new\"\n").unwrap_err();
-    assert_eq!(err, ManifestError::NewerFormat { found: 2 });
+    let err = Manifest::parse("format = 3\nroot = \"something new\"\n").unwrap_err();
+    assert_eq!(err, ManifestError::NewerFormat { found: 3 });
     assert!(err
         .to_string()
         .contains("recovery installer and node agent are older than the image: reflash the card"));
     assert_eq!(
-        invalid(|m| m.format = 3),
-        ManifestError::NewerFormat { found: 3 }
+        invalid(|m| m.format = 4),
+        ManifestError::NewerFormat { found: 4 }
     );
+}
+
+#[test]
+fn an_xz_build_renders_as_format_1_without_a_compression_key() {
+    let m = sample();
+    assert_eq!(m.root.compression.format(), 1);
+    let text = m.render();
+    assert!(!text.contains("compression"), "{text}");
+    assert_eq!(Manifest::parse(&text).unwrap(), m);
+    // A format-2 manifest may still hold an xz root.
+    let mut two = sample();
+    two.format = 2;
+    assert_eq!(Manifest::parse(&two.render()).unwrap(), two);
+}
+
+#[test]
+fn a_zstd_root_round_trips_in_format_2() {
+    let mut m = sample();
+    m.format = Compression::Zstd.format();
+    m.root.compression = Compression::Zstd;
+    m.root.file = "image.img.zst".into();
+    assert_eq!(m.format, 2);
+    let text = m.render();
+    assert_eq!(
+        text.matches("compression = \"zstd\"\n").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.find("compression").unwrap() < text.find("[boot]").unwrap(),
+        "in [root]: {text}"
+    );
+    assert_eq!(Manifest::parse(&text).unwrap(), m);
+}
+
+#[test]
+fn zstd_in_a_format_1_manifest_is_refused() {
+    // A format-1 reader ignores unknown keys: it would take zstd for xz.
+    let err = invalid(|m| m.root.compression = Compression::Zstd);
+    assert_eq!(
+        err,
+        ManifestError::FormatTooOld {
+            compression: Compression::Zstd,
+            needed: 2,
+            found: 1
+        }
+    );
+    assert!(err
+        .to_string()
+        .contains("root.compression = \"zstd\" needs format = 2"));
+}
+
+#[test]
+fn an_unknown_compression_is_a_syntax_error_naming_the_line() {
+    let text = sample()
+        .render()
+        .replace("block_size = ", "compression = \"lz4\"\nblock_size = ")
+        .replace("format = 1\n", "format = 2\n");
+    let err = Manifest::parse(&text).unwrap_err();
+    match &err {
+        ManifestError::Syntax { line, message, .. } => {
+            assert!(*line > 1, "{err}");
+            assert!(
+                message.contains("lz4") || message.contains("variant"),
+                "{err}"
+            );
+        }
+        other => panic!("expected a syntax error, got {other}"),
+    }
 }
 
 #[test]

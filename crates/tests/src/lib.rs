@@ -123,6 +123,8 @@ pub fn assemble_args(cache: &str) -> Vec<String> {
         cache,
         "--xz-preset",
         "0",
+        "--zstd-level",
+        "3",
     ]
     .map(str::to_owned)
     .to_vec()
@@ -267,6 +269,7 @@ pub fn build_with(
         ),
         fetcher,
         xz_preset: 0,
+        zstd_level: 3,
         epoch: TEST_EPOCH,
         threads: 2,
         signing_key: signing.map(|s| s.key),

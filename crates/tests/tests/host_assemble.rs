@@ -237,3 +237,57 @@ fn two_builds_are_byte_identical() {
         );
     }
 }
+
+/// `COMPRESSION="zstd"`: the root artefact is `image.img.zst`, a plain zstd file of
+/// independent frames that decodes to the manifest's root; the manifest says so in format 2;
+/// the card's store holds it; and a rebuild into the same directory leaves no root artefact of
+/// the other compression behind (a stale `image.img.xz` beside a zstd manifest).
+#[test]
+fn a_zstd_build_writes_image_img_zst_and_no_stale_xz() {
+    let built = assemble_card("assemble-zstd", BASE_2604, "COMPRESSION=\"zstd\"\n");
+    let m = Manifest::parse(
+        &std::fs::read_to_string(built.images.join("manifest.toml")).expect("manifest"),
+    )
+    .expect("parses");
+    assert_eq!(
+        (m.format, m.root.file.as_str(), m.root.compression),
+        (2, "image.img.zst", k8r_manifest::Compression::Zstd)
+    );
+    assert_eq!(m.boot.file, "boot.tar.xz", "the boot archive stays xz");
+    let zst = built.images.join("image.img.zst");
+    assert!(!built.images.join("image.img.xz").exists());
+    let plain = run(Command::new("zstd").arg("-dc").arg(&zst)).expect("zstd -d");
+    assert_eq!(plain.stdout.len() as u64, m.root.size);
+    assert_eq!(
+        k8r_card::digest::sha256_hex(&plain.stdout),
+        m.root.sha256,
+        "zstd -d gives the manifest's root"
+    );
+    let sums = std::fs::read_to_string(built.images.join("SHA256SUMS")).expect("sums");
+    assert!(
+        sums.contains("  image.img.zst\n") && !sums.contains("image.img.xz"),
+        "{sums}"
+    );
+    let p1 = fat_partition(&built.card, 1).expect("p1");
+    let stored = p1
+        .read(&format!(
+            "k8r/images/{}/image.img.zst",
+            built.report.build_id
+        ))
+        .expect("stored");
+    assert!(
+        stored == std::fs::read(&zst).expect("zst"),
+        "the store holds it"
+    );
+
+    // A root artefact of an earlier xz build in the output directory is removed.
+    std::fs::write(built.images.join("image.img.xz"), b"an earlier build").expect("stale");
+    let again = k8r_tests::build_with(&built.dir, &built.dir.join("variables.cfg"), &built.images)
+        .expect("rebuild");
+    assert_eq!(again.build_id, built.report.build_id, "reproducible");
+    assert!(
+        !built.images.join("image.img.xz").exists(),
+        "stale xz removed"
+    );
+    assert!(std::fs::read(&zst).expect("zst") == stored);
+}

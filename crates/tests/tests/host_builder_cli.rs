@@ -289,6 +289,10 @@ fn inject_changes_only_the_node_configuration() {
         text.contains("stored image: build") && !text.contains("0123456789abcdef --"),
         "{text}"
     );
+    assert!(
+        text.contains(" ranges, image.img.xz (xz, manifest format 1)\n"),
+        "{text}"
+    );
 }
 
 /// A worker card's join token lives only in its own settings on the recovery partition, never

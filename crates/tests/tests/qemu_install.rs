@@ -1,11 +1,11 @@
 //! The recovery installer end to end in QEMU: card from `k8r-builder assemble` → boot 1 runs
 //! the installer → p3 holds the manifest's bytes → boot 2 comes from p2 and reaches the
-//! working root.
+//! working root. The 2404 build is zstd, the others xz.
 
 use std::time::Duration;
 
 use k8r_builder::image::card::extract_partition;
-use k8r_manifest::Manifest;
+use k8r_manifest::{Compression, Manifest};
 use k8r_qemu::{Machine, MachineConfig, Profile};
 use k8r_tests::{assemble_card, fat_partition, scratch, Built, BASE_2404, BASE_2604};
 
@@ -34,8 +34,18 @@ fn assert_root_matches(built: &Built, test: &str) {
     k8r_builder::image::ext4::check(&p3).expect("e2fsck -fn clean");
 }
 
-fn install_then_working(test: &str, fixture: &str, profile: Profile) {
-    let built = assemble_card(test, fixture, "");
+fn install_then_working(test: &str, fixture: &str, profile: Profile, compression: Compression) {
+    let built = assemble_card(
+        test,
+        fixture,
+        &format!("COMPRESSION=\"{}\"\n", compression.name()),
+    );
+    let m = manifest(&built);
+    assert_eq!(m.root.compression, compression);
+    assert_eq!(
+        m.root.file,
+        format!("image.img.{}", compression.extension())
+    );
     if profile == Profile::Raspi3b {
         // "Flash" the image onto a card: QEMU's SD card wants a power-of-two size.
         let len = std::fs::metadata(&built.card).expect("card").len();
@@ -130,15 +140,22 @@ fn install_then_working(test: &str, fixture: &str, profile: Profile) {
 
 #[test]
 fn first_boot_installs_and_second_boot_reaches_the_working_system() {
-    install_then_working("install-2604", BASE_2604, Profile::Virt);
+    install_then_working("install-2604", BASE_2604, Profile::Virt, Compression::Xz);
 }
 
+/// The 2404 shape's build is zstd (`COMPRESSION="zstd"`): the installer decodes its frames
+/// onto p3 as it does xz.
 #[test]
-fn first_boot_installs_from_the_2404_shape() {
-    install_then_working("install-2404", BASE_2404, Profile::Virt);
+fn first_boot_installs_a_zstd_build_from_the_2404_shape() {
+    install_then_working("install-2404", BASE_2404, Profile::Virt, Compression::Zstd);
 }
 
 #[test]
 fn first_boot_installs_on_raspi3b_from_the_sd_card() {
-    install_then_working("install-2604-raspi3b", BASE_2604, Profile::Raspi3b);
+    install_then_working(
+        "install-2604-raspi3b",
+        BASE_2604,
+        Profile::Raspi3b,
+        Compression::Xz,
+    );
 }

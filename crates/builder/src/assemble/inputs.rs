@@ -50,6 +50,7 @@ impl BuildInputs {
             root_size: cfg.root_size.map(|s| s.bytes),
             containerd_major: cfg.components.containerd.major,
             kernel_cmdline: cfg.kernel_cmdline.clone(),
+            compression: cfg.compression,
             trusted_keys: k8r_manifest::signature::TrustedKeys::default(),
         })
     }

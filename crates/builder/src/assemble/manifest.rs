@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use k8r_manifest::{Artifact as ManifestArtifact, Manifest, Range, RootImage, FORMAT};
+use k8r_manifest::{Artifact as ManifestArtifact, Compression, Manifest, Range, RootImage};
 
-use super::{other, utc_rfc3339, AssembleError, BOOT_TXZ, ROOT_XZ};
+use super::{other, root_file, utc_rfc3339, AssembleError, BOOT_TXZ};
 use crate::artefacts::{self, Digests};
 use crate::base::{BaseImage, Shape};
 use crate::image::used_ranges::UsedMap;
@@ -29,7 +29,9 @@ pub(super) struct ManifestParts<'a> {
     pub root: &'a Path,
     /// Its used ranges.
     pub used: &'a UsedMap,
-    /// `image.img.xz`'s digests.
+    /// How the root image artefact is compressed.
+    pub compression: Compression,
+    /// `image.img.xz`'s (or `.zst`'s) digests.
     pub root_digests: &'a Digests,
     /// `boot.tar.xz`'s digests.
     pub boot_digests: &'a Digests,
@@ -55,7 +57,8 @@ pub(super) fn make_manifest(p: &ManifestParts<'_>) -> Result<Manifest, AssembleE
         })
         .collect();
     let manifest = Manifest {
-        format: FORMAT,
+        // The oldest format that says it: an xz build stays readable by every card.
+        format: p.compression.format(),
         build_id: p.build_id.to_owned(),
         arch: p.arch.to_owned(),
         kubernetes_version: p.k8s_version.to_owned(),
@@ -68,7 +71,8 @@ pub(super) fn make_manifest(p: &ManifestParts<'_>) -> Result<Manifest, AssembleE
             .unwrap_or_default(),
         base_shape: p.shape.name().to_owned(),
         root: RootImage {
-            file: ROOT_XZ.to_owned(),
+            file: root_file(p.compression).to_owned(),
+            compression: p.compression,
             compressed_size: root_digests.compressed_size,
             compressed_sha256: root_digests.compressed_sha256.clone(),
             size: root_digests.size,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use k8r_card::digest::{hex, sha256_file, sha256_file_with_progress};
 use k8r_card::trust::CardTrust;
 use k8r_manifest::signature::{TrustedKeys, SIGNATURE_FILE};
-use k8r_manifest::Manifest;
+use k8r_manifest::{Compression, Manifest};
 
 use crate::artefacts;
 use crate::base::{self, BaseImage};
@@ -30,8 +30,18 @@ use crate::timing::Timings;
 
 /// Output file names (the seed's, plus the manifest and checksums).
 pub const CARD: &str = "bootable_image.img";
-/// The root partition artefact.
+/// The root partition artefact (`COMPRESSION="xz"`, the default and the seed's name).
 pub const ROOT_XZ: &str = "image.img.xz";
+/// The root partition artefact with `COMPRESSION="zstd"`.
+pub const ROOT_ZST: &str = "image.img.zst";
+
+/// The root artefact's file name for `compression`.
+pub fn root_file(compression: Compression) -> &'static str {
+    match compression {
+        Compression::Xz => ROOT_XZ,
+        Compression::Zstd => ROOT_ZST,
+    }
+}
 /// The boot partition artefact.
 pub const BOOT_TXZ: &str = "boot.tar.xz";
 /// Human-readable checksums.
@@ -68,6 +78,8 @@ pub struct BuildInputs {
     pub containerd_major: u32,
     /// `KERNEL_CMDLINE`: extra tokens for the working `cmdline.txt`.
     pub kernel_cmdline: Vec<String>,
+    /// `COMPRESSION`: how the root image artefact is compressed.
+    pub compression: Compression,
     /// The keys the card trusts (`TRUSTED_KEYS`, by default the signing key's): on p1 and in
     /// the root. Empty for an unsigned build.
     pub trusted_keys: TrustedKeys,
@@ -88,8 +100,10 @@ pub struct AssembleOptions {
     pub busybox: Option<PathBuf>,
     /// Downloads and cache.
     pub fetcher: Fetcher,
-    /// xz preset for `image.img.xz` (0–9).
+    /// xz preset for `image.img.xz` and `boot.tar.xz` (0–9).
     pub xz_preset: u32,
+    /// zstd level for `image.img.zst` (1–19).
+    pub zstd_level: i32,
     /// Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH).
     pub epoch: u64,
     /// Worker threads for compression and hashing.
@@ -273,13 +287,21 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         }
         Ok::<_, AssembleError>(digests)
     })?;
-    let root_xz = work.join(ROOT_XZ);
-    let root_digests = t.step("image.img.xz", || {
+    let compression = opts.inputs.compression;
+    let root_name = root_file(compression);
+    let root_xz = work.join(root_name);
+    let root_digests = t.step(root_name, || {
         let size = std::fs::metadata(&root).map_err(io_err(&root))?.len();
-        let progress = Progress::bytes(ROOT_XZ, size);
-        let digests = artefacts::compress_xz(&root, &root_xz, opts.xz_preset, threads, &|n| {
-            progress.set(n);
-        })?;
+        let progress = Progress::bytes(root_name, size);
+        let set = |n| progress.set(n);
+        let digests = match compression {
+            Compression::Xz => {
+                artefacts::compress_xz(&root, &root_xz, opts.xz_preset, threads, &set)?
+            }
+            Compression::Zstd => {
+                artefacts::compress_zstd(&root, &root_xz, opts.zstd_level, threads, &set)?
+            }
+        };
         progress.finish();
         Ok::<_, AssembleError>(digests)
     })?;
@@ -295,6 +317,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             shape,
             root: &root,
             used: &used,
+            compression,
             root_digests: &root_digests,
             boot_digests: &boot_digests,
             threads: opts.threads,
@@ -304,7 +327,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
     let manifest_text = manifest.render();
     std::fs::write(&manifest_path, &manifest_text).map_err(io_err(&manifest_path))?;
     let mut store_files = vec![root_xz.clone(), boot_txz.clone(), manifest_path.clone()];
-    let mut names = vec![CARD, ROOT_XZ, BOOT_TXZ, k8r_manifest::MANIFEST_FILE];
+    let mut names = vec![CARD, root_name, BOOT_TXZ, k8r_manifest::MANIFEST_FILE];
     if let Some(key) = &opts.signing_key {
         let signature = key.sign_manifest(manifest_text.as_bytes(), &build_id, epoch)?;
         // The card must accept its own build: checked as the installer will.
@@ -375,21 +398,21 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
             sums.push_str(&format!("{digest}  {name}\n"));
         }
         std::fs::write(work.join(SUMS), sums).map_err(io_err(work.join(SUMS)))?;
+        let remove = |name: &str| match std::fs::remove_file(out.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(out.join(name))(e)),
+            _ => Ok(()),
+        };
         // The old SHA256SUMS goes first and the new one comes last: a move cut short leaves
         // no checksums that could vouch for a mix of two builds.
-        match std::fs::remove_file(out.join(SUMS)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_err(out.join(SUMS))(e).into())
-            }
-            _ => {}
-        }
-        // A signature of an earlier build must not stay beside this one's manifest.
+        remove(SUMS)?;
+        // A signature of an earlier build must not stay beside this one's manifest, nor its
+        // root artefact of the other compression (a user uploads the directory).
         if opts.signing_key.is_none() {
-            match std::fs::remove_file(out.join(SIGNATURE_FILE)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io_err(out.join(SIGNATURE_FILE))(e).into())
-                }
-                _ => {}
+            remove(SIGNATURE_FILE)?;
+        }
+        for stale in [ROOT_XZ, ROOT_ZST] {
+            if stale != root_name {
+                remove(stale)?;
             }
         }
         let mut outputs = Vec::new();

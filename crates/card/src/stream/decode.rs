@@ -8,7 +8,10 @@
 
 use std::io::{self, Read};
 
+use k8r_manifest::Compression;
 use liblzma::stream::MtStreamBuilder;
+
+use super::zstd_reader::ZstdReader;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -53,6 +56,21 @@ pub fn xz_reader<R: Read>(input: R, threads: u32, mem_total: u64) -> io::Result<
         .decoder()
         .map_err(io::Error::other)?;
     Ok(liblzma::read::XzDecoder::new_stream(input, stream))
+}
+
+/// The decompressed bytes of `input`, an artefact compressed as `compression` (the
+/// manifest's `compression`): [`xz_reader`] or [`ZstdReader`], on up to `threads` threads and
+/// within [`memory_limits`]`(mem_total)`. The input is read on the calling thread, in order.
+pub fn decoder<'a, R: Read + 'a>(
+    compression: Compression,
+    input: R,
+    threads: u32,
+    mem_total: u64,
+) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::Xz => Box::new(xz_reader(input, threads, mem_total)?),
+        Compression::Zstd => Box::new(ZstdReader::new(input, threads, memory_limits(mem_total).0)?),
+    })
 }
 
 /// The `MemTotal` line of `/proc/meminfo`, in bytes (`MemTotal:  1234 kB` → 1263616).
@@ -143,6 +161,27 @@ mod tests {
             .expect("decoder")
             .read_to_end(&mut out);
         assert!(result.is_err(), "corrupt stream decoded");
+    }
+
+    #[test]
+    fn decoder_reads_each_compression() {
+        let data = sample(3 * 1024 * 1024 + 7);
+        let xz = compress_blocks(&data);
+        let zst = crate::testkit::compress_zstd_frames(&data, 1024 * 1024);
+        for (compression, bytes) in [(Compression::Xz, &xz), (Compression::Zstd, &zst)] {
+            let mut out = Vec::new();
+            decoder(compression, &bytes[..], 2, 1 << 30)
+                .expect("decoder")
+                .read_to_end(&mut out)
+                .expect("decode");
+            assert!(out == data, "{compression}");
+        }
+        // The wrong decoder for the file is an error, not garbage.
+        let mut out = Vec::new();
+        assert!(decoder(Compression::Xz, &zst[..], 2, 0)
+            .expect("decoder")
+            .read_to_end(&mut out)
+            .is_err());
     }
 
     #[test]

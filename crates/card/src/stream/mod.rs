@@ -1,7 +1,9 @@
 //! The data path of a stored image: `image.img.xz` → partition 3, composed of small adapters.
 //!
-//! - [`decode`]: the multi-threaded xz decoder ([`xz_reader`]) with memory limits that fit a
-//!   1 GB Pi 4, plus helpers to size it ([`online_cpus`], [`mem_total_from_meminfo`]).
+//! - [`decode`]: [`decoder`] for an artefact's compression: the multi-threaded xz decoder
+//!   ([`xz_reader`]) or the zstd one ([`zstd_reader`], independent frames split by
+//!   [`zstd_frames`] and decoded on a thread pool), with memory limits that fit a 1 GB Pi 4,
+//!   plus helpers to size them ([`online_cpus`], [`mem_total_from_meminfo`]).
 //! - [`ranges`]: [`write_ranges`], the core: reads the decompressed image sequentially, writes
 //!   only the manifest's used ranges (at their offsets in the partition), insists that every
 //!   byte outside them is zero, hashes each range on a pool of worker threads and the whole
@@ -10,15 +12,17 @@
 //!   past the page cache) on all cores and checks each digest again: this catches failing and
 //!   counterfeit cards.
 //!
-//! The installer composes them: `File` → [`xz_reader`] → [`write_ranges`] onto the partition →
+//! The installer composes them: `File` → [`decoder`] → [`write_ranges`] onto the partition →
 //! `fsync` → [`crate::io::drop_page_cache`] → [`verify_ranges`]. The compressed file's own
 //! digest is checked once, before anything is written ([`crate::store::Build::check_compressed`]).
 
 pub mod decode;
 pub mod ranges;
 pub mod verify;
+pub mod zstd_frames;
+pub mod zstd_reader;
 
-pub use decode::{mem_total_from_meminfo, online_cpus, xz_reader};
+pub use decode::{decoder, mem_total_from_meminfo, online_cpus, xz_reader};
 pub use ranges::{write_ranges, Progress, WriteOptions, WriteReport};
 pub use verify::{verify_ranges, VerifyProgress};
 
@@ -28,8 +32,9 @@ use std::io;
 /// back.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// Reading (and decompressing) `image.img.xz` failed: a damaged or truncated download.
-    #[error("reading the image stream at uncompressed byte {offset}: {source} (image.img.xz is damaged or truncated: download it again)")]
+    /// Reading (and decompressing) `image.img.xz` or `.zst` failed: a damaged or truncated
+    /// download.
+    #[error("reading the image stream at uncompressed byte {offset}: {source} (the root image file is damaged or truncated: download it again)")]
     Read {
         /// Uncompressed bytes read successfully before the failure.
         offset: u64,

@@ -88,6 +88,23 @@ fn assert_current(store: &Store, id: &str) {
 }
 
 #[test]
+fn a_zstd_build_is_fetched_by_its_manifest_name_and_verified() {
+    let f = fixture();
+    let www = f._dir.path().join("www-zstd");
+    let mut spec = BuildSpec::new("z2");
+    spec.compression = k8r_manifest::Compression::Zstd;
+    let m = write_build(&www, &spec);
+    let server = Server::serve_dir(&www).expect("server");
+    let staged = run_manifest(&f, &m, &http(&server), BIG, &Failpoints::default()).expect("stage");
+    assert!(matches!(staged, Staged::Done { .. }), "{staged:?}");
+    assert_eq!(server.hits("/image.img.zst"), 1);
+    assert_eq!(server.hits("/image.img.xz"), 0);
+    assert_current(&f.store, "z2");
+    let stored = f.store.build_dir("z2").expect("dir");
+    assert!(stored.join("image.img.zst").is_file());
+}
+
+#[test]
 fn a_build_is_staged_and_made_current_with_the_old_one_kept() {
     let f = fixture();
     let server = Server::serve_dir(&f.served).expect("server");
@@ -506,8 +523,8 @@ fn a_manifest_this_node_cannot_read_is_refused_before_any_artefact_is_fetched() 
     let newer =
         build_manifest(&BuildSpec::new("b2"))
             .render()
-            .replacen("format = 1\n", "format = 2\n", 1);
-    assert!(newer.contains("format = 2\n"), "{newer}");
+            .replacen("format = 1\n", "format = 3\n", 1);
+    assert!(newer.contains("format = 3\n"), "{newer}");
     let mut overlapping = build_manifest(&BuildSpec::new("b2"));
     let previous_end = overlapping.root.ranges[1].end();
     let offset = 6 << 20;
@@ -516,7 +533,7 @@ fn a_manifest_this_node_cannot_read_is_refused_before_any_artefact_is_fetched() 
     let cases = [
         (
             newer,
-            "format = 2: this card's k8r reads only format 1".to_owned(),
+            "format = 3: this card's k8r reads formats up to 2".to_owned(),
         ),
         (
             overlapping.render(),
