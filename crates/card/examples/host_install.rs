@@ -78,12 +78,19 @@ fn install(artefact: &str, plan: &Plan, target: &str, read_back: bool) -> Result
         .ok()
         .and_then(|m| stream::mem_total_from_meminfo(&m))
         .unwrap_or(1 << 30);
-    let mut plain = stream::xz_reader(
+    // The manifest would say; here the artefact's name does (image.img.xz / image.img.zst).
+    let compression = if artefact.ends_with(".zst") {
+        k8r_manifest::Compression::Zstd
+    } else {
+        k8r_manifest::Compression::Xz
+    };
+    let mut plain = stream::decoder(
+        compression,
         BufReader::with_capacity(1 << 20, src),
         u32::try_from(threads).unwrap_or(1),
         mem_total,
     )
-    .map_err(|e| format!("xz decoder: {e}"))?;
+    .map_err(|e| format!("{compression} decoder: {e}"))?;
     let mut dev = OpenOptions::new()
         .write(true)
         .create(true)

@@ -9,6 +9,8 @@
 //! - `xz -T0 -dc | dd` (parallel decode, no check at all);
 //! - `bmaptool copy` (Debian's bmap-tools: the xz artefact and its block map; checks the
 //!   digests of the ranges it writes);
+//! - the same for `image.img.zst` (`COMPRESSION="zstd"`): `zstd -dc | dd` with and without
+//!   `sha256sum`, `bmaptool copy` of the zstd file, k8r's path, and `zstd -dc` alone;
 //! - k8r's data path built for the host (`crates/card/examples/host_install.rs`, the calls the
 //!   installer makes), without and with the O_DIRECT read-back;
 //! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes.
@@ -46,6 +48,9 @@ pub struct BenchArgs {
 /// The two k8r rows, by name.
 const K8R: &str = "k8r write path (decode, write used ranges, hash)";
 const K8R_READ_BACK: &str = "k8r write path + O_DIRECT read-back";
+/// The two k8r rows of the zstd table.
+const K8R_ZST: &str = "k8r write path, zstd (frames on all cores)";
+const K8R_ZST_READ_BACK: &str = "k8r write path, zstd + O_DIRECT read-back";
 
 /// One way to install the root.
 struct Method {
@@ -61,6 +66,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ("bmaptool", "bmap-tools"),
         ("/usr/bin/time", "time"),
         ("xz", "xz-utils"),
+        ("zstd", "zstd"),
     ] {
         if !have(tool) {
             bail!("{tool} is missing (Debian package {package}): run `sudo cargo xtask setup`");
@@ -87,15 +93,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let dir = target_dir.join("bench");
     let input = root::prepare(&dir, args.size_mib, args.data_mib)?;
     log::info!(
-        "bench: root {} MiB, {} MiB used, image.img.xz {} MiB; {} rounds",
+        "bench: root {} MiB, {} MiB used, image.img.xz {} MiB, image.img.zst {} MiB; {} rounds",
         input.size >> 20,
         input.used >> 20,
         input.compressed >> 20,
+        input.compressed_zst >> 20,
         args.runs
     );
     let target = dir.join("target.img");
     let rows = rounds(
         &methods(&input, &host_install, &target),
+        args.runs,
+        &dir,
+        &target,
+    )?;
+    let zst_rows = rounds(
+        &zstd_methods(&input, &host_install, &target),
         args.runs,
         &dir,
         &target,
@@ -118,6 +131,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     print!("{}", table::render(&rows, K8R, K8R_READ_BACK));
+    println!(
+        "\nthe same root as image.img.zst ({} MiB, COMPRESSION=\"zstd\", level 19 in 8 MiB \
+         frames)\n",
+        input.compressed_zst >> 20
+    );
+    print!("{}", table::render(&zst_rows, K8R_ZST, K8R_ZST_READ_BACK));
     println!(
         "\nfirst flash: a {} MiB card (256 MiB FAT boot partition with 40 MiB of files, then \
          the root) onto a card (a file in the same directory)\n",
@@ -234,6 +253,47 @@ fn methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<Metho
             name: "floor: write the used bytes",
             kind: Kind::Floor,
             script: format!("{hi} floor-write {img} {r} {t}"),
+        },
+    ]
+}
+
+fn zstd_methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<Method> {
+    let a = quote(&input.artefact_zst);
+    let t = quote(target);
+    let r = quote(&input.ranges_zst);
+    let hi = quote(host_install);
+    let b = quote(&input.bmap);
+    let dd = format!("dd of={t} bs=4M conv=fsync status=none");
+    vec![
+        Method {
+            name: "zstd -dc | dd + sha256sum",
+            kind: Kind::Rival,
+            script: format!("zstd -q -dc {a} | {dd} && sha256sum {t} >/dev/null"),
+        },
+        Method {
+            name: "zstd -dc | dd (no check)",
+            kind: Kind::Rival,
+            script: format!("zstd -q -dc {a} | {dd}"),
+        },
+        Method {
+            name: "bmaptool copy (zstd + bmap, checks its ranges)",
+            kind: Kind::Rival,
+            script: format!("bmaptool -q copy --bmap {b} {a} {t}"),
+        },
+        Method {
+            name: K8R_ZST,
+            kind: Kind::K8r,
+            script: format!("{hi} install {a} {r} {t}"),
+        },
+        Method {
+            name: K8R_ZST_READ_BACK,
+            kind: Kind::K8r,
+            script: format!("{hi} install {a} {r} {t} --read-back"),
+        },
+        Method {
+            name: "floor: zstd -dc > /dev/null (one core)",
+            kind: Kind::Floor,
+            script: format!("zstd -q -dc {a} >/dev/null"),
         },
     ]
 }

@@ -4,7 +4,8 @@
 //! The root is an ext4 file system (`mke2fs -d`, 4 KiB blocks) filled with real files copied
 //! from this machine's `/usr` (libraries, programs, data: what a root holds) up to the data
 //! budget, so it compresses like a real one. `image.img.xz` is made by the builder's own
-//! `artefacts::compress_xz` (multi-block, the builder's default preset), the used ranges by the
+//! `artefacts::compress_xz` (multi-block, the builder's default preset) and `image.img.zst` by
+//! `artefacts::compress_zstd` (independent frames, its default level), the used ranges by the
 //! builder's ext4 bitmap reader and range hasher, exactly as `assemble` makes them; the block
 //! map for bmaptool by `bmaptool create`.
 
@@ -21,6 +22,8 @@ use k8r_card::layout::BOOT_LABEL;
 const SOURCES: [&str; 3] = ["/usr/lib", "/usr/bin", "/usr/share"];
 /// The builder's default xz preset (`k8r-builder assemble --xz-preset`).
 const XZ_PRESET: u32 = 6;
+/// The builder's default zstd level (`k8r-builder assemble --zstd-level`).
+const ZSTD_LEVEL: i32 = 19;
 
 /// The bench's input files.
 #[derive(Debug, Clone)]
@@ -31,6 +34,12 @@ pub struct Input {
     pub artefact: PathBuf,
     /// The plan for `host_install`: size, compressed digest, used ranges.
     pub ranges: PathBuf,
+    /// `image.img.zst` (`COMPRESSION="zstd"`).
+    pub artefact_zst: PathBuf,
+    /// Its plan for `host_install`.
+    pub ranges_zst: PathBuf,
+    /// Its size in bytes.
+    pub compressed_zst: u64,
     /// bmaptool's block map.
     pub bmap: PathBuf,
     /// Image size in bytes.
@@ -52,6 +61,9 @@ pub fn prepare(dir: &Path, size_mib: u64, data_mib: u64) -> Result<Input> {
         image: dir.join("root.img"),
         artefact: dir.join("image.img.xz"),
         ranges: dir.join("ranges.txt"),
+        artefact_zst: dir.join("image.img.zst"),
+        ranges_zst: dir.join("ranges-zst.txt"),
+        compressed_zst: 0,
         bmap: dir.join("root.img.bmap"),
         size: size_mib << 20,
         used: 0,
@@ -60,7 +72,7 @@ pub fn prepare(dir: &Path, size_mib: u64, data_mib: u64) -> Result<Input> {
         card_bmap: dir.join("card.img.bmap"),
     };
     let stamp = dir.join("input.stamp");
-    let want = format!("v2 size={size_mib} data={data_mib} preset={XZ_PRESET}\n");
+    let want = format!("v3 size={size_mib} data={data_mib} preset={XZ_PRESET} zstd={ZSTD_LEVEL}\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&want) {
         let _ = std::fs::remove_file(&stamp);
         make(dir, &input, size_mib, data_mib)?;
@@ -77,9 +89,13 @@ pub fn prepare(dir: &Path, size_mib: u64, data_mib: u64) -> Result<Input> {
     let compressed = std::fs::metadata(&input.artefact)
         .context("image.img.xz")?
         .len();
+    let compressed_zst = std::fs::metadata(&input.artefact_zst)
+        .context("image.img.zst")?
+        .len();
     Ok(Input {
         used,
         compressed,
+        compressed_zst,
         ..input
     })
 }
@@ -118,14 +134,25 @@ fn make(dir: &Path, input: &Input, size_mib: u64, data_mib: u64) -> Result<()> {
         u32::try_from(threads).unwrap_or(1),
         &|_| {},
     )?;
-    let mut plan = format!(
-        "{}\n{} {}\n",
-        used.total_bytes, xz.compressed_size, xz.compressed_sha256
-    );
+    log::info!("bench: compressing it with the builder's zstd (level {ZSTD_LEVEL})");
+    let zst = artefacts::compress_zstd(
+        &input.image,
+        &input.artefact_zst,
+        ZSTD_LEVEL,
+        u32::try_from(threads).unwrap_or(1),
+        &|_| {},
+    )?;
+    let mut ranges = String::new();
     for ((offset, length), sha) in pieces.iter().zip(digests) {
-        plan.push_str(&format!("{offset} {length} {sha}\n"));
+        ranges.push_str(&format!("{offset} {length} {sha}\n"));
     }
-    std::fs::write(&input.ranges, plan).context("writing ranges.txt")?;
+    for (path, d) in [(&input.ranges, &xz), (&input.ranges_zst, &zst)] {
+        let plan = format!(
+            "{}\n{} {}\n{ranges}",
+            used.total_bytes, d.compressed_size, d.compressed_sha256
+        );
+        std::fs::write(path, plan).with_context(|| format!("writing {}", path.display()))?;
+    }
     run(Command::new("bmaptool")
         .args(["create", "-o"])
         .arg(&input.bmap)
