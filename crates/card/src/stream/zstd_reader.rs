@@ -290,6 +290,49 @@ mod tests {
         assert!(err.to_string().contains("not a zstd frame"), "{err}");
     }
 
+    /// Counts the compressed bytes the reader has taken.
+    struct Counting<'a>(&'a [u8], std::rc::Rc<std::cell::Cell<usize>>);
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.set(self.1.get() + n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn frames_in_flight_stay_within_the_count_and_the_byte_budget() {
+        // Incompressible frames of 64 KiB: each is about 64 KiB on the wire too.
+        let mut state = 0x1234_5679_u32;
+        let data: Vec<u8> = (0..64 * 65536)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state.to_le_bytes()[2]
+            })
+            .collect();
+        let stream = compress_zstd_frames(&data, 65536);
+        let frame = stream.len() / 64;
+        for (threads, budget, most_frames) in [(2, 1 << 30, 3 + 1), (4, 1 << 30, 5 + 1), (4, 0, 2)]
+        {
+            let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+            let input = Counting(&stream, std::rc::Rc::clone(&taken));
+            let mut r = ZstdReader::new(input, threads, budget).expect("reader");
+            let mut first = [0u8; 1];
+            r.read_exact(&mut first).expect("read");
+            assert!(
+                taken.get() <= most_frames * frame + 64,
+                "threads {threads}, budget {budget}: {} bytes taken, frames of {frame}",
+                taken.get()
+            );
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).expect("rest");
+            assert_eq!(rest.len() + 1, data.len());
+        }
+    }
+
     #[test]
     fn dropping_a_reader_midway_stops_its_threads() {
         let data = sample(4 * 1024 * 1024);
