@@ -57,9 +57,18 @@ pub fn compress_xz(
         encoder.write_all(&buf[..n]).map_err(io_err(output))?;
         progress(src.count());
     }
-    let mut hashing = encoder.finish().map_err(io_err(output))?;
-    hashing.flush().map_err(io_err(output))?;
-    let (compressed_sha256, compressed_size, writer) = hashing.finish();
+    let hashing = encoder.finish().map_err(io_err(output))?;
+    finish(hashing, src, output)
+}
+
+/// Flushes and syncs the compressed `output`, and the digests of both sides.
+fn finish(
+    mut sink: HashingWriter<BufWriter<File>>,
+    src: HashingReader<File>,
+    output: &Path,
+) -> Result<Digests, ImageError> {
+    sink.flush().map_err(io_err(output))?;
+    let (compressed_sha256, compressed_size, writer) = sink.finish();
     writer
         .into_inner()
         .map_err(|e| io_err(output)(e.into_error()))?
@@ -134,7 +143,8 @@ pub fn compress_zstd(
         let result = (|| {
             loop {
                 let mut chunk = vec![0u8; frame_size];
-                let n = fill(&mut src, &mut chunk).map_err(io_err(input))?;
+                let n =
+                    crate::image::card::read_full(&mut src, &mut chunk).map_err(io_err(input))?;
                 if n == 0 {
                     break;
                 }
@@ -157,34 +167,7 @@ pub fn compress_zstd(
         drop(job_tx);
         result
     })?;
-    sink.flush().map_err(io_err(output))?;
-    let (compressed_sha256, compressed_size, writer) = sink.finish();
-    writer
-        .into_inner()
-        .map_err(|e| io_err(output)(e.into_error()))?
-        .sync_all()
-        .map_err(io_err(output))?;
-    let (sha256, size) = src.finish();
-    Ok(Digests {
-        compressed_size,
-        compressed_sha256,
-        size,
-        sha256,
-    })
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
+    finish(sink, src, output)
 }
 
 /// Writes a reproducible tar of the tree under `dir` (sorted, owner root, fixed mtime,

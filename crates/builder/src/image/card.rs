@@ -121,7 +121,8 @@ pub fn copy_sparse(
     }
 }
 
-fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Reads until `buf` is full or `src` ends; the bytes read.
+pub(crate) fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match src.read(&mut buf[filled..]) {
