@@ -32,6 +32,7 @@ pub const IMAGE_KEYS: &[&str] = &[
     "CALICO_VERSION",
     "FLANNEL_VERSION",
     "ROOT_SIZE",
+    "COMPRESSION",
     "CONTAINERD_VERSION",
     "RUNC_VERSION",
     "CNI_PLUGINS_VERSION",
@@ -185,11 +186,17 @@ mod tests {
     #[test]
     fn image_keys_come_from_the_image_and_node_keys_from_the_node() {
         let image = raw(
-            "IMAGE=\"u.img\"\nK8S_VERSION=\"1.32.1\"\nHTTP_IMAGE_URL=\"http://a/\"\nTOKEN_TTL=\"0\"\n",
+            "IMAGE=\"u.img\"\nK8S_VERSION=\"1.32.1\"\nHTTP_IMAGE_URL=\"http://a/\"\nTOKEN_TTL=\"0\"\nCOMPRESSION=\"zstd\"\n",
         );
-        let node =
-            raw("K8S_VERSION=\"1.31.2\"\nHTTP_IMAGE_URL=\"http://b/\"\nKUBEADM_JOIN_STRING=\"\"\n");
+        let node = raw(
+            "K8S_VERSION=\"1.31.2\"\nHTTP_IMAGE_URL=\"http://b/\"\nKUBEADM_JOIN_STRING=\"\"\nCOMPRESSION=\"xz\"\n",
+        );
         let m = RawSettings::merged(&image, &node);
+        assert_eq!(
+            m.get("COMPRESSION"),
+            Some("zstd"),
+            "how the image was built is the image's"
+        );
         assert_eq!(
             m.get("K8S_VERSION"),
             Some("1.32.1"),
