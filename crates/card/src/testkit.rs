@@ -191,7 +191,7 @@ pub fn build_manifest(spec: &BuildSpec) -> Manifest {
         base_image: "testkit.img".into(),
         base_shape: "ubuntu-26.04".into(),
         root: RootImage {
-            file: format!("image.img.{}", spec.compression.extension()),
+            file: spec.compression.root_file().into(),
             compression: spec.compression,
             compressed_size: xz.len() as u64,
             compressed_sha256: sha256_hex(&xz),

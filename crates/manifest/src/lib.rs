@@ -82,11 +82,12 @@ impl Compression {
         }
     }
 
-    /// The file name extension, without the dot (`xz`, `zst`).
-    pub fn extension(self) -> &'static str {
+    /// The root image artefact's file name under this compression (`image.img.xz`, the
+    /// seed's, or `image.img.zst`).
+    pub const fn root_file(self) -> &'static str {
         match self {
-            Compression::Xz => "xz",
-            Compression::Zstd => "zst",
+            Compression::Xz => "image.img.xz",
+            Compression::Zstd => "image.img.zst",
         }
     }
 

@@ -42,10 +42,7 @@ fn install_then_working(test: &str, fixture: &str, profile: Profile, compression
     );
     let m = manifest(&built);
     assert_eq!(m.root.compression, compression);
-    assert_eq!(
-        m.root.file,
-        format!("image.img.{}", compression.extension())
-    );
+    assert_eq!(m.root.file, compression.root_file());
     if profile == Profile::Raspi3b {
         // "Flash" the image onto a card: QEMU's SD card wants a power-of-two size.
         let len = std::fs::metadata(&built.card).expect("card").len();

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use k8r_manifest::{Artifact as ManifestArtifact, Compression, Manifest, Range, RootImage};
 
-use super::{other, root_file, utc_rfc3339, AssembleError, BOOT_TXZ};
+use super::{other, utc_rfc3339, AssembleError, BOOT_TXZ};
 use crate::artefacts::{self, Digests};
 use crate::base::{BaseImage, Shape};
 use crate::image::used_ranges::UsedMap;
@@ -71,7 +71,7 @@ pub(super) fn make_manifest(p: &ManifestParts<'_>) -> Result<Manifest, AssembleE
             .unwrap_or_default(),
         base_shape: p.shape.name().to_owned(),
         root: RootImage {
-            file: root_file(p.compression).to_owned(),
+            file: p.compression.root_file().to_owned(),
             compression: p.compression,
             compressed_size: root_digests.compressed_size,
             compressed_sha256: root_digests.compressed_sha256.clone(),

@@ -30,18 +30,6 @@ use crate::timing::Timings;
 
 /// Output file names (the seed's, plus the manifest and checksums).
 pub const CARD: &str = "bootable_image.img";
-/// The root partition artefact (`COMPRESSION="xz"`, the default and the seed's name).
-pub const ROOT_XZ: &str = "image.img.xz";
-/// The root partition artefact with `COMPRESSION="zstd"`.
-pub const ROOT_ZST: &str = "image.img.zst";
-
-/// The root artefact's file name for `compression`.
-pub fn root_file(compression: Compression) -> &'static str {
-    match compression {
-        Compression::Xz => ROOT_XZ,
-        Compression::Zstd => ROOT_ZST,
-    }
-}
 /// The boot partition artefact.
 pub const BOOT_TXZ: &str = "boot.tar.xz";
 /// Human-readable checksums.
@@ -288,7 +276,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         Ok::<_, AssembleError>(digests)
     })?;
     let compression = opts.inputs.compression;
-    let root_name = root_file(compression);
+    let root_name = compression.root_file();
     let root_xz = work.join(root_name);
     let root_digests = t.step(root_name, || {
         let size = std::fs::metadata(&root).map_err(io_err(&root))?.len();
@@ -410,7 +398,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<Report, AssembleError> {
         if opts.signing_key.is_none() {
             remove(SIGNATURE_FILE)?;
         }
-        for stale in [ROOT_XZ, ROOT_ZST] {
+        for stale in [Compression::Xz, Compression::Zstd].map(Compression::root_file) {
             if stale != root_name {
                 remove(stale)?;
             }
