@@ -370,3 +370,23 @@ fn run_assemble(args: &AssembleArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_level_defaults_to_19_and_stays_within_1_to_19() {
+        let level = |extra: &[&str]| {
+            let args = [&["k8r-builder", "assemble"][..], extra].concat();
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Assemble(a) => a.zstd_level,
+                _ => 0,
+            })
+        };
+        assert_eq!(level(&[]).expect("default"), 19);
+        assert_eq!(level(&["--zstd-level", "3"]).expect("3"), 3);
+        assert!(level(&["--zstd-level", "0"]).is_err());
+        assert!(level(&["--zstd-level", "20"]).is_err());
+    }
+}

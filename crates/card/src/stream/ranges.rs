@@ -436,7 +436,7 @@ fn first_non_zero(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {

@@ -199,15 +199,7 @@ impl<R: Read> FrameSplitter<R> {
 
     /// Fills `buf` as far as the input goes; returns how many bytes it got.
     fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.input.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let got = super::ranges::fill(&mut self.input, buf)?;
         self.offset += got as u64;
         Ok(got)
     }
