@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! host_install install ARTEFACT RANGES TARGET [--read-back]
-//! host_install floor-hash IMAGE RANGES        # SHA-256 of the used bytes, on every core
+//! host_install floor-hash IMAGE RANGES [THREADS] # SHA-256 of the used bytes, on every core (or THREADS)
 //! host_install floor-write IMAGE RANGES TARGET # copy the used bytes, no decode, no hash
 //! ```
 //!
@@ -123,8 +123,11 @@ fn install(artefact: &str, plan: &Plan, target: &str, read_back: bool) -> Result
     Ok(())
 }
 
-fn floor_hash(image: &str, plan: &Plan) -> Result<(), String> {
-    let threads = usize::try_from(stream::online_cpus()).unwrap_or(1);
+fn floor_hash(image: &str, plan: &Plan, threads: Option<&str>) -> Result<(), String> {
+    let threads = match threads {
+        Some(n) => n.parse().map_err(|_| format!("threads: {n:?}"))?,
+        None => usize::try_from(stream::online_cpus()).unwrap_or(1),
+    };
     // The read-back without O_DIRECT: what hashing the used bytes costs by itself.
     stream::verify_ranges(image.as_ref(), &plan.ranges, threads, false, &|_| {})
         .map_err(|e| format!("{image}: {e}"))
@@ -174,13 +177,15 @@ fn main() -> ExitCode {
         ["install", artefact, ranges, target, rest @ ..] => {
             plan(ranges).and_then(|p| install(artefact, &p, target, rest.contains(&"--read-back")))
         }
-        ["floor-hash", image, ranges] => plan(ranges).and_then(|p| floor_hash(image, &p)),
+        ["floor-hash", image, ranges, threads @ ..] => {
+            plan(ranges).and_then(|p| floor_hash(image, &p, threads.first().copied()))
+        }
         ["floor-write", image, ranges, target] => {
             plan(ranges).and_then(|p| floor_write(image, &p, target))
         }
         _ => Err(
             "usage: host_install install ARTEFACT RANGES TARGET [--read-back] | \
-                  floor-hash IMAGE RANGES | floor-write IMAGE RANGES TARGET"
+                  floor-hash IMAGE RANGES [THREADS] | floor-write IMAGE RANGES TARGET"
                 .to_owned(),
         ),
     };

@@ -13,7 +13,9 @@
 //!   `sha256sum`, `bmaptool copy` of the zstd file, k8r's path, and `zstd -dc` alone;
 //! - k8r's data path built for the host (`crates/card/examples/host_install.rs`, the calls the
 //!   installer makes), without and with the O_DIRECT read-back;
-//! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes.
+//! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes;
+//! - per-core rates (xz and zstd decode, SHA-256 on one thread), which `docs/performance.md`
+//!   scales to a Pi 4.
 //!
 //! Runs are paired (each round runs every method once, in order) and the median of the rounds
 //! is reported, with each method's peak RSS (GNU time's `%M`: the largest process of the
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::test;
-use table::{Kind, Row};
+use table::{Kind, Over, Row};
 
 /// `cargo xtask bench` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +53,10 @@ const K8R_READ_BACK: &str = "k8r write path + O_DIRECT read-back";
 /// The two k8r rows of the zstd table.
 const K8R_ZST: &str = "k8r write path, zstd (frames on all cores)";
 const K8R_ZST_READ_BACK: &str = "k8r write path, zstd + O_DIRECT read-back";
+
+/// The per-core rows (one thread each), for the Pi 4 figures.
+const PER_CORE_XZ: &str = "one core: xz -T1 -dc > /dev/null";
+const PER_CORE_SHA: &str = "one core: SHA-256 of the used bytes";
 
 /// One way to install the root.
 struct Method {
@@ -131,12 +137,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     print!("{}", table::render(&rows, K8R, K8R_READ_BACK));
+    print!("{}", table::rates(&rows, input.size, input.used));
     println!(
         "\nthe same root as image.img.zst ({} MiB, COMPRESSION=\"zstd\", level 19 in 8 MiB \
          frames)\n",
         input.compressed_zst >> 20
     );
     print!("{}", table::render(&zst_rows, K8R_ZST, K8R_ZST_READ_BACK));
+    print!("{}", table::rates(&zst_rows, input.size, input.used));
     println!(
         "\nfirst flash: a {} MiB card (256 MiB FAT boot partition with 40 MiB of files, then \
          the root) onto a card (a file in the same directory)\n",
@@ -249,6 +257,17 @@ fn methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<Metho
             kind: Kind::Floor,
             script: format!("{hi} floor-hash {img} {r}"),
         },
+        // The two per-core rates docs/performance.md scales to a Pi 4's Cortex-A72.
+        Method {
+            name: PER_CORE_XZ,
+            kind: Kind::PerCore(Over::Image),
+            script: format!("xz -T1 -dc {a} >/dev/null"),
+        },
+        Method {
+            name: PER_CORE_SHA,
+            kind: Kind::PerCore(Over::Used),
+            script: format!("{hi} floor-hash {img} {r} 1"),
+        },
         Method {
             name: "floor: write the used bytes",
             kind: Kind::Floor,
@@ -291,8 +310,8 @@ fn zstd_methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<
             script: format!("{hi} install {a} {r} {t} --read-back"),
         },
         Method {
-            name: "floor: zstd -dc > /dev/null (one core)",
-            kind: Kind::Floor,
+            name: "one core: zstd -dc > /dev/null",
+            kind: Kind::PerCore(Over::Image),
             script: format!("zstd -q -dc {a} >/dev/null"),
         },
     ]

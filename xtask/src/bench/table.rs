@@ -13,6 +13,17 @@ pub enum Kind {
     K8r,
     /// A lower bound: one piece of the work alone.
     Floor,
+    /// One piece of the work on one core, over the bytes named: a rate, not a comparison.
+    PerCore(Over),
+}
+
+/// What a per-core row works through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// The whole decompressed image (a decode).
+    Image,
+    /// The bytes of the used ranges (hashing).
+    Used,
 }
 
 /// One method's runs.
@@ -90,6 +101,36 @@ pub fn render(rows: &[Row], k8r: &str, k8r_read_back: &str) -> String {
     out
 }
 
+/// The per-core rates: for each [`Kind::PerCore`] row, the bytes it works through (`image`
+/// or `used`) per second of its median, in MB/s (10^6 bytes, as card and CPU rates are
+/// quoted).
+pub fn rates(rows: &[Row], image: u64, used: u64) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let Kind::PerCore(over) = r.kind else {
+            continue;
+        };
+        let bytes = match over {
+            Over::Image => image,
+            Over::Used => used,
+        };
+        let secs = r.median().as_secs_f64();
+        if secs > 0.0 {
+            let what = match over {
+                Over::Image => "of decoded image",
+                Over::Used => "of used bytes",
+            };
+            let _ = writeln!(
+                out,
+                "per core: {}: {:.0} MB/s {what}",
+                r.name,
+                bytes as f64 / secs / 1e6
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +172,25 @@ mod tests {
         assert!(t.contains("k8r+rb:\n   2.42x as fast as seed"), "{t}");
         assert!(t.contains("   1.50x the time of decode"), "{t}");
         assert_eq!(ratio(Duration::from_secs(1), Duration::ZERO), None);
+    }
+
+    #[test]
+    fn per_core_rows_are_rates_over_their_own_bytes_and_no_floor() {
+        let rows = [
+            row("k8r", Kind::K8r, &[10]),
+            row("xz one core", Kind::PerCore(Over::Image), &[20]),
+            row("sha one core", Kind::PerCore(Over::Used), &[4]),
+        ];
+        let r = rates(&rows, 2_000_000_000, 800_000_000);
+        assert!(
+            r.contains("per core: xz one core: 100 MB/s of decoded image"),
+            "{r}"
+        );
+        assert!(
+            r.contains("per core: sha one core: 200 MB/s of used bytes"),
+            "{r}"
+        );
+        let t = render(&rows, "k8r", "k8r");
+        assert!(!t.contains("the time of xz one core"), "{t}");
     }
 }
