@@ -422,7 +422,7 @@ mod tests {
         assert!(back.stdout == data);
         // ... and so does the installer's decoder.
         let mut out = Vec::new();
-        let mut r = k8r_card::stream::decoder(k8r_manifest::Compression::Zstd, &bytes[..], 2, 0)
+        let mut r = k8r_card::stream::decoder(k8r_manifest::Compression::Zstd, &bytes[..], 2, 0, 0)
             .expect("decoder");
         r.read_to_end(&mut out).expect("decode");
         assert!(out == data);

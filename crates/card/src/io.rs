@@ -1,6 +1,6 @@
 //! The few system calls the card's data path needs beyond `std`, through `rustix`'s safe
-//! wrappers: an `O_DIRECT` open for reading a partition back past the page cache, dropping a
-//! file's cached pages, and `sync(2)`.
+//! wrappers: `O_DIRECT` opens for writing a partition and reading it back past the page
+//! cache, dropping a file's cached pages, and `sync(2)`.
 
 use std::fs::File;
 use std::io;
@@ -18,6 +18,21 @@ pub fn open_direct(path: &Path) -> io::Result<File> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::DIRECT | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Opens `path` write-only with `O_DIRECT` (no create, no truncate): writes go from the
+/// caller's buffer to the device without a copy into the page cache. The same alignment rules
+/// as [`open_direct`]; tmpfs refuses it with `EINVAL`.
+///
+/// # Errors
+/// What `open(2)` says.
+pub fn open_direct_write(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
     Ok(File::from(fd))
@@ -49,6 +64,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = open_direct(&dir.path().join("nope")).expect_err("missing");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn direct_write_open_of_a_missing_file_is_not_found_and_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nope");
+        let err = open_direct_write(&path).expect_err("missing");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!path.exists());
     }
 
     #[test]

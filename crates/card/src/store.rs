@@ -545,13 +545,19 @@ impl Build {
             source,
         };
         let report = {
-            let mut plain = stream::decoder(m.compression, &mut hashed, threads, opts.mem_total)
-                .map_err(|e| io_err(&path)(e))?;
             let write_opts = WriteOptions {
                 threads: opts.threads.max(1),
                 chunk: 4 << 20,
                 whole_digest: true,
             };
+            let mut plain = stream::decoder(
+                m.compression,
+                &mut hashed,
+                threads,
+                opts.mem_total,
+                write_opts.pool_bytes(),
+            )
+            .map_err(|e| io_err(&path)(e))?;
             let report = stream::write_ranges(
                 &mut plain,
                 &mut NullDevice::default(),

@@ -110,23 +110,24 @@ pub(crate) fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<()> {
     let src_path = job.build.root_file();
     let src = File::open(&src_path).map_err(Error::io("open", &src_path))?;
     let threads = u32::try_from(job.threads).unwrap_or(1);
-    let mut plain = stream::decoder(
-        m.compression,
-        BufReader::with_capacity(1 << 20, src),
-        threads,
-        job.mem_total,
-    )
-    .map_err(Error::io("the decoder for", &src_path))?;
-    let mut dev = OpenOptions::new()
-        .write(true)
-        .open(&p3.dev)
-        .map_err(Error::io("open", &p3.dev))?;
     let opts = stream::WriteOptions {
         threads: job.threads,
         chunk: 4 << 20,
         // Range digests + zeros elsewhere + the compressed digest pin every byte already.
         whole_digest: false,
     };
+    // The decoder's threads get the data path's memory budget minus the write buffers.
+    let mut plain = stream::decoder(
+        m.compression,
+        BufReader::with_capacity(1 << 20, src),
+        threads,
+        job.mem_total,
+        opts.pool_bytes(),
+    )
+    .map_err(Error::io("the decoder for", &src_path))?;
+    // The aligned parts of every range go to the card with O_DIRECT: no copy into the page
+    // cache on the cores the decoder needs.
+    let mut dev = stream::DirectWriter::open(&p3.dev).map_err(Error::io("open", &p3.dev))?;
     let mut last_pct = u64::MAX;
     let mut announced = false;
     let mut progress = |p: stream::Progress| {
@@ -170,10 +171,11 @@ pub(crate) fn write_root(job: &Job<'_>, say: Say<'_>) -> Result<()> {
     }
     drop(plain);
     dev.sync_all().map_err(Error::io("fsync", &p3.dev))?;
-    let _ = k8r_card::io::drop_page_cache(&dev);
+    let _ = k8r_card::io::drop_page_cache(dev.file());
+    let direct_mib = dev.direct_bytes() >> 20;
     drop(dev);
     say(&format!(
-        "k8r: root written: {} MiB in {} ranges, {} MiB of free space skipped; reading it back",
+        "k8r: root written: {} MiB in {} ranges ({direct_mib} MiB with O_DIRECT), {} MiB of free space skipped; reading it back",
         report.written >> 20,
         m.ranges.len(),
         report.skipped_zero >> 20

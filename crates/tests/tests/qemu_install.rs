@@ -34,6 +34,26 @@ fn assert_root_matches(built: &Built, test: &str) {
     k8r_builder::image::ext4::check(&p3).expect("e2fsck -fn clean");
 }
 
+/// `(written, with O_DIRECT)` in MiB from the installer's line
+/// `k8r: root written: N MiB in R ranges (D MiB with O_DIRECT), …`.
+fn written_mib(console: &str) -> (u64, u64) {
+    let line = console
+        .lines()
+        .find_map(|l| l.split_once("k8r: root written: ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no 'root written' line in: {console}"));
+    let number = |text: &str| -> u64 {
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number at the start of {text:?}"))
+    };
+    let direct = line
+        .split_once('(')
+        .map(|(_, d)| number(d))
+        .unwrap_or_else(|| panic!("no O_DIRECT figure in {line:?}"));
+    (number(line), direct)
+}
+
 fn install_then_working(test: &str, fixture: &str, profile: Profile, compression: Compression) {
     let built = assemble_card(
         test,
@@ -75,8 +95,16 @@ fn install_then_working(test: &str, fixture: &str, profile: Profile, compression
         start.contains(&format!("K8R-RECOVERY: card {disk} holds K8R-RECOVER")),
         "{start}"
     );
-    vm.expect("k8r: read-back verified", INSTALL)
+    let written = vm
+        .expect("k8r: read-back verified", INSTALL)
         .expect("root verified");
+    // The builder's ext4 has 4 KiB blocks: every range is aligned, so all of it goes to the
+    // card with O_DIRECT (the MiB figures are rounded down each).
+    let (total, direct) = written_mib(&written);
+    assert!(
+        total > 0 && direct + 1 >= total && direct <= total,
+        "{total} MiB written, {direct} MiB with O_DIRECT: {written}"
+    );
     vm.expect("K8R-RECOVERY: install verified, rebooting", INSTALL)
         .expect("install done");
     // The guest has synced and is rebooting; the harness boots again only on the next wait,

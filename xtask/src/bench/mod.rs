@@ -12,7 +12,9 @@
 //! - the same for `image.img.zst` (`COMPRESSION="zstd"`): `zstd -dc | dd` with and without
 //!   `sha256sum`, `bmaptool copy` of the zstd file, k8r's path, and `zstd -dc` alone;
 //! - k8r's data path built for the host (`crates/card/examples/host_install.rs`, the calls the
-//!   installer makes), without and with the O_DIRECT read-back;
+//!   installer makes), without and with the O_DIRECT read-back, and once with its writes
+//!   buffered (no `O_DIRECT`) to show what the direct writes gain, and once with the threads
+//!   and memory limits of a 1 GB Pi 4 for its peak RSS;
 //! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes;
 //! - per-core rates (xz and zstd decode, SHA-256 on one thread), which `docs/performance.md`
 //!   scales to a Pi 4.
@@ -53,6 +55,11 @@ const K8R_READ_BACK: &str = "k8r write path + O_DIRECT read-back";
 /// The two k8r rows of the zstd table.
 const K8R_ZST: &str = "k8r write path, zstd (frames on all cores)";
 const K8R_ZST_READ_BACK: &str = "k8r write path, zstd + O_DIRECT read-back";
+
+/// The row that sizes threads and memory limits as on a 1 GB Pi 4, for its peak RSS.
+const PI4_1GB: &str = "k8r write path sized for a 1 GB Pi 4 (4 threads)";
+/// A 1 GB Pi 4's `MemTotal` (948232 kB with Ubuntu's kernel).
+const PI4_1GB_MEM_TOTAL: u64 = 948_232 * 1024;
 
 /// The per-core rows (one thread each), for the Pi 4 figures.
 const PER_CORE_XZ: &str = "one core: xz -T1 -dc > /dev/null";
@@ -246,6 +253,22 @@ fn methods(input: &root::Input, host_install: &Path, target: &Path) -> Vec<Metho
             name: K8R_READ_BACK,
             kind: Kind::K8r,
             script: format!("{hi} install {a} {r} {t} --read-back"),
+        },
+        // Not a rival a user would pick: the write path with its ranges written through the
+        // page cache, as before O_DIRECT writes, so the table shows what they gain.
+        Method {
+            name: "k8r write path, buffered writes (no O_DIRECT)",
+            kind: Kind::Rival,
+            script: format!("{hi} install {a} {r} {t} --buffered"),
+        },
+        // Its memory as on the smallest supported Pi: 4 threads, a 1 GB Pi 4's MemTotal.
+        Method {
+            name: PI4_1GB,
+            kind: Kind::K8r,
+            script: format!(
+                "{hi} install {a} {r} {t} --threads 4 --mem-total {}",
+                PI4_1GB_MEM_TOTAL
+            ),
         },
         Method {
             name: "floor: xz -T0 -dc > /dev/null",

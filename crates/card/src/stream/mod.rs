@@ -8,21 +8,30 @@
 //!   only the manifest's used ranges (at their offsets in the partition), insists that every
 //!   byte outside them is zero, hashes each range on a pool of worker threads and the whole
 //!   stream on one more thread.
+//! - [`direct_write`]: [`DirectWriter`], the partition handle `write_ranges` writes through:
+//!   `O_DIRECT` for the aligned parts of each write (no copy into the page cache), buffered
+//!   for the unaligned edges.
 //! - [`verify`]: [`verify_ranges`], reads the ranges back from the card (with `O_DIRECT`, so
 //!   past the page cache) on all cores and checks each digest again: this catches failing and
 //!   counterfeit cards.
 //!
-//! The installer composes them: `File` → [`decoder`] → [`write_ranges`] onto the partition →
-//! `fsync` → [`crate::io::drop_page_cache`] → [`verify_ranges`]. The compressed file's own
+//! The installer composes them: `File` → [`decoder`] → [`write_ranges`] onto the partition
+//! ([`DirectWriter`]) → `fsync` → [`crate::io::drop_page_cache`] → [`verify_ranges`]. The compressed file's own
 //! digest is checked once, before anything is written ([`crate::store::Build::check_compressed`]).
 
+mod aligned;
 pub mod decode;
+pub mod direct_write;
 pub mod ranges;
 pub mod verify;
 pub mod zstd_frames;
 pub mod zstd_reader;
 
-pub use decode::{decoder, mem_total_from_meminfo, online_cpus, xz_reader};
+pub use aligned::{AlignedBuf, ALIGN};
+pub use decode::{
+    data_path_budget, decoder, mem_total_from_meminfo, online_cpus, xz_reader, xz_threads,
+};
+pub use direct_write::DirectWriter;
 pub use ranges::{write_ranges, Progress, WriteOptions, WriteReport};
 pub use verify::{verify_ranges, VerifyProgress};
 

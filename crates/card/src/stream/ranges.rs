@@ -12,6 +12,10 @@
 //! A Pi 4 has no SHA instructions: on one core, hashing would be as slow as decoding. Buffers
 //! come from a fixed pool and return to it when the last thread drops them, which bounds the
 //! memory in flight to `pool × chunk` and makes the reader wait when the hashers fall behind.
+//! Each buffer starts on an [`super::ALIGN`] boundary in memory and holds the image from a
+//! multiple of the chunk on, so a piece's address and its partition offset agree modulo
+//! [`super::ALIGN`]: written through a [`super::DirectWriter`], every range whose ends lie on
+//! 4 KiB boundaries goes to the card with `O_DIRECT`, from the buffer itself.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -21,13 +25,14 @@ use std::time::{Duration, Instant};
 use k8r_manifest::Range;
 use sha2::{Digest, Sha256};
 
+use super::aligned::AlignedBuf;
 use super::StreamError;
 use crate::digest::hex;
 
 const MIB: usize = 1024 * 1024;
 
 /// How [`write_ranges`] works. Memory: `2 × threads + 2` buffers of `chunk` bytes (40 MiB
-/// for 4 threads and 4 MiB chunks), on top of the decoder's.
+/// for 4 threads and 4 MiB chunks, [`WriteOptions::pool_bytes`]), on top of the decoder's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOptions {
     /// Range-hashing worker threads (at least 1; pass the number of online CPUs).
@@ -39,6 +44,25 @@ pub struct WriteOptions {
     /// so the installer turns this off: on a small machine it is one more core-bound pass
     /// over the free space.
     pub whole_digest: bool,
+}
+
+impl WriteOptions {
+    /// The write pool's buffers: enough for every hashing worker to hold a couple while the
+    /// reader fills the next one.
+    fn pool_len(&self) -> usize {
+        2 * self.threads.max(1) + 2
+    }
+
+    /// The chunk size in use: [`WriteOptions::chunk`] rounded up to a multiple of 1 MiB.
+    fn chunk_bytes(&self) -> usize {
+        self.chunk.max(1).div_ceil(MIB) * MIB
+    }
+
+    /// The memory [`write_ranges`] holds beside the decoder: its buffer pool. The caller
+    /// reserves it from the decoder's limits ([`super::decoder`]'s `reserved`).
+    pub fn pool_bytes(&self) -> u64 {
+        (self.pool_len() * self.chunk_bytes()) as u64
+    }
 }
 
 impl Default for WriteOptions {
@@ -80,7 +104,8 @@ const PROGRESS_BYTES: u64 = 64 * 1024 * 1024;
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Streams the decompressed root image `plain` (exactly `total` bytes) onto `dev`, a handle
-/// on the partition (offsets in `dev` are image offsets).
+/// on the partition (offsets in `dev` are image offsets; the installer passes a
+/// [`super::DirectWriter`]).
 ///
 /// Only the bytes inside `ranges` are written; everything outside them must be zero
 /// ([`StreamError::NonZeroOutsideRanges`]) and is left untouched on the card. Each range's
@@ -102,15 +127,13 @@ pub fn write_ranges<R: Read, W: Write + Seek>(
 ) -> Result<WriteReport, StreamError> {
     check_ranges(ranges, total)?;
     let threads = opts.threads.max(1);
-    let chunk = opts.chunk.max(1).div_ceil(MIB) * MIB;
+    let chunk = opts.chunk_bytes();
 
     std::thread::scope(|scope| {
-        // The buffer pool: enough for every worker to hold a couple while the reader fills
-        // the next one.
-        let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
-        for _ in 0..(2 * threads + 2) {
+        let (pool_tx, pool_rx) = mpsc::channel::<AlignedBuf>();
+        for _ in 0..opts.pool_len() {
             // Fails only if the receiver is gone, and it lives on this stack.
-            let _ = pool_tx.send(vec![0u8; chunk]);
+            let _ = pool_tx.send(AlignedBuf::new(chunk));
         }
 
         let mut workers = Vec::with_capacity(threads);
@@ -129,7 +152,7 @@ pub fn write_ranges<R: Read, W: Write + Seek>(
             }
             let mut hasher = Sha256::new();
             for (buf, len) in whole_rx {
-                hasher.update(&buf.data[..len]);
+                hasher.update(&buf.data.as_slice()[..len]);
             }
             hex(&hasher.finalize())
         });
@@ -225,8 +248,8 @@ fn check_ranges(ranges: &[Range], total: u64) -> Result<(), StreamError> {
 
 /// A pool buffer; goes back to the pool when the last `Arc` to it is dropped.
 struct PoolBuf {
-    data: Vec<u8>,
-    home: Sender<Vec<u8>>,
+    data: AlignedBuf,
+    home: Sender<AlignedBuf>,
 }
 
 impl Drop for PoolBuf {
@@ -251,14 +274,14 @@ fn hash_ranges(rx: Receiver<Piece>) -> Vec<(usize, String)> {
     for piece in rx {
         match &mut current {
             Some((index, hasher)) if *index == piece.index => {
-                hasher.update(&piece.buf.data[piece.start..piece.end]);
+                hasher.update(&piece.buf.data.as_slice()[piece.start..piece.end]);
             }
             _ => {
                 if let Some((index, hasher)) = current.take() {
                     done.push((index, hex(&hasher.finalize())));
                 }
                 let mut hasher = Sha256::new();
-                hasher.update(&piece.buf.data[piece.start..piece.end]);
+                hasher.update(&piece.buf.data.as_slice()[piece.start..piece.end]);
                 current = Some((piece.index, hasher));
             }
         }
@@ -277,8 +300,8 @@ struct Copier<'a, W> {
     chunk: usize,
     senders: Vec<Sender<Piece>>,
     whole_tx: Sender<(Arc<PoolBuf>, usize)>,
-    pool_tx: Sender<Vec<u8>>,
-    pool_rx: Receiver<Vec<u8>>,
+    pool_tx: Sender<AlignedBuf>,
+    pool_rx: Receiver<AlignedBuf>,
     /// The first range not yet completely seen.
     next_range: usize,
     done: u64,
@@ -300,9 +323,11 @@ impl<W: Write + Seek> Copier<'_, W> {
                 .map_err(|_| StreamError::Worker("buffer pool closed"))?;
             let want = usize::try_from(self.total - self.done)
                 .map_or(self.chunk, |left| left.min(self.chunk));
-            let got = fill(plain, &mut data[..want]).map_err(|source| StreamError::Read {
-                offset: self.done,
-                source,
+            let got = fill(plain, &mut data.as_mut_slice()[..want]).map_err(|source| {
+                StreamError::Read {
+                    offset: self.done,
+                    source,
+                }
             })?;
             let buf = Arc::new(PoolBuf {
                 data,
@@ -363,7 +388,7 @@ impl<W: Write + Seek> Copier<'_, W> {
             if piece_end > pos {
                 let start = to_index(pos - base);
                 let stop = to_index(piece_end - base);
-                self.write_at(pos, &buf.data[start..stop])?;
+                self.write_at(pos, &buf.data.as_slice()[start..stop])?;
                 let worker = self.next_range % self.senders.len();
                 self.senders[worker]
                     .send(Piece {
@@ -389,7 +414,7 @@ impl<W: Write + Seek> Copier<'_, W> {
         from: u64,
         to: u64,
     ) -> Result<(), StreamError> {
-        let bytes = &buf.data[to_index(from - base)..to_index(to - base)];
+        let bytes = &buf.data.as_slice()[to_index(from - base)..to_index(to - base)];
         if let Some(at) = first_non_zero(bytes) {
             return Err(StreamError::NonZeroOutsideRanges {
                 offset: from + at as u64,
@@ -562,6 +587,30 @@ mod tests {
         file.seek(SeekFrom::Start(0)).expect("seek");
         file.read_to_end(&mut back).expect("read back");
         assert_written(&img, &back);
+    }
+
+    #[test]
+    fn through_a_direct_writer_the_aligned_ranges_bypass_the_page_cache() {
+        let Some(dir) = crate::stream::direct_write::direct_io_dir() else {
+            return;
+        };
+        let (img, ranges) = image();
+        let path = dir.path().join("p3");
+        std::fs::write(&path, vec![GARBAGE; img.len()]).expect("garbage");
+        let mut dev = crate::stream::DirectWriter::open(&path).expect("open");
+        let xz = fixture::image_xz();
+        let plain = xz_reader(&xz[..], 2, 0).expect("decoder");
+        let report = write_ranges(plain, &mut dev, &ranges, TOTAL, &opts(2, MIB), &mut |_| {})
+            .expect("write");
+        dev.sync_all().expect("sync");
+        // Every range is 4 KiB-aligned except the 1 KiB-block one (15 MiB + 1 KiB, 5 KiB),
+        // which is too short to hold an aligned 4 KiB block: it alone goes buffered.
+        let used: u64 = ranges.iter().map(|r| r.length).sum();
+        assert_eq!(report.written, used);
+        assert_eq!(dev.buffered_bytes(), 5 * 1024);
+        assert_eq!(dev.direct_bytes(), used - 5 * 1024);
+        drop(dev);
+        assert_written(&img, &std::fs::read(&path).expect("read back"));
     }
 
     #[test]

@@ -23,11 +23,9 @@ use std::sync::Mutex;
 use k8r_manifest::Range;
 use sha2::{Digest, Sha256};
 
+use super::aligned::{AlignedBuf, ALIGN};
 use super::StreamError;
 use crate::digest::hex;
-
-/// Alignment of every direct read (offset, length and buffer address).
-pub const ALIGN: u64 = 4096;
 
 /// Bytes per read.
 const READ_SIZE: usize = 4 * 1024 * 1024;
@@ -201,35 +199,6 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(got)
 }
 
-/// A heap buffer whose start is aligned to [`ALIGN`], without `unsafe`: a `Vec` one
-/// alignment longer than needed, used from its first aligned byte on.
-#[derive(Debug)]
-struct AlignedBuf {
-    storage: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// `len` is rounded up to a multiple of [`ALIGN`] (so every read length stays aligned).
-    fn new(len: usize) -> Self {
-        let align = to_index(ALIGN);
-        let len = len.max(1).div_ceil(align) * align;
-        let storage = vec![0u8; len + align];
-        // `align_offset` on a byte pointer is always computable and below `align`.
-        let start = storage.as_ptr().align_offset(align).min(align);
-        Self {
-            storage,
-            start,
-            len,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.len]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,16 +348,5 @@ mod tests {
             matches!(result, Err(StreamError::Open { .. })),
             "{result:?}"
         );
-    }
-
-    #[test]
-    fn aligned_buffer_is_aligned() {
-        for len in [1, 4096, 5000, READ_SIZE] {
-            let mut buf = AlignedBuf::new(len);
-            let slice = buf.as_mut_slice();
-            assert_eq!(slice.as_ptr().align_offset(4096), 0);
-            assert!(slice.len() >= len);
-            assert_eq!(slice.len() % 4096, 0);
-        }
     }
 }
