@@ -259,11 +259,12 @@ fn run_flash(args: &FlashArgs) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let report = crate::flash::flash(&args.image, &targets, threads)?;
     println!(
-        "flashed {} MiB of the {} MiB image ({} ranges; the rest is free space) onto {} card(s), \
-         every written byte read back:",
+        "flashed {} MiB of the {} MiB image ({} ranges; the rest is free space; {} MiB with \
+         O_DIRECT) onto {} card(s), every written byte read back:",
         report.written >> 20,
         report.image_len >> 20,
         report.ranges,
+        report.direct >> 20,
         report.targets.len()
     );
     for (path, settings) in &report.targets {

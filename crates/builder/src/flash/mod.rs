@@ -9,13 +9,14 @@
 pub mod plan;
 pub mod target;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
+use k8r_card::stream::{AlignedBuf, DirectWriter};
 use k8r_manifest::Range;
 
 use crate::image::card;
@@ -45,6 +46,10 @@ pub struct Report {
     pub image_len: u64,
     /// Ranges written.
     pub ranges: usize,
+    /// Bytes of `written` that went to every card with `O_DIRECT` (the smallest over the
+    /// cards; the rest went through the page cache: unaligned edges, or a target that
+    /// refuses direct I/O).
+    pub direct: u64,
     /// Per target: its path and the inject report, if it got settings.
     pub targets: Vec<(PathBuf, Option<String>)>,
 }
@@ -70,7 +75,7 @@ pub fn flash(image: &Path, targets: &[Target], threads: usize) -> Result<Report>
             .join(", ")
     );
     // The image is read once: each range is hashed as it is written to every card.
-    let ranges = write_all(image, targets, &pieces, written)?;
+    let (ranges, direct) = write_all(image, targets, &pieces, written)?;
     read_back(targets, &ranges, threads)?;
     let mut done = Vec::new();
     for t in targets {
@@ -86,6 +91,7 @@ pub fn flash(image: &Path, targets: &[Target], threads: usize) -> Result<Report>
         written,
         image_len,
         ranges: ranges.len(),
+        direct,
         targets: done,
     })
 }
@@ -230,31 +236,34 @@ fn check_one(
 }
 
 /// Writes every range to every target in one pass over the image, hashing each range as it
-/// goes by, then syncs the targets. Returns the ranges with their digests.
+/// goes by, then syncs the targets. Returns the ranges with their digests, and the bytes that
+/// went to every target with `O_DIRECT`.
+///
+/// Each target is a [`DirectWriter`]: the chunks are read into 4 KiB-aligned buffers from
+/// the range's offset on, so wherever a range starts on a 4 KiB boundary its bytes go to the
+/// card straight from the buffer, without a copy into the page cache.
 fn write_all(
     image: &Path,
     targets: &[Target],
     pieces: &[(u64, u64)],
     total: u64,
-) -> Result<Vec<Range>> {
+) -> Result<(Vec<Range>, u64)> {
     use sha2::{Digest as _, Sha256};
     let mut src = File::open(image).with_context(|| format!("opening {}", image.display()))?;
-    let mut outs: Vec<(PathBuf, File)> = Vec::new();
+    let mut outs: Vec<(PathBuf, DirectWriter)> = Vec::new();
     for t in targets {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&t.path)
+        let f = DirectWriter::open(&t.path)
             .with_context(|| format!("opening {} for writing", t.path.display()))?;
         outs.push((t.path.clone(), f));
     }
     let progress = Progress::bytes("flash", total);
     // Reading and writing on this thread, hashing on another: each chunk goes to the hasher
     // once written, and comes back through the pool.
-    let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
+    let (pool_tx, pool_rx) = mpsc::channel::<AlignedBuf>();
     for _ in 0..4 {
-        let _ = pool_tx.send(vec![0u8; CHUNK]);
+        let _ = pool_tx.send(AlignedBuf::new(CHUNK));
     }
-    let (hash_tx, hash_rx) = mpsc::channel::<Option<(Vec<u8>, usize)>>();
+    let (hash_tx, hash_rx) = mpsc::channel::<Option<(AlignedBuf, usize)>>();
     let digests = std::thread::scope(|scope| {
         let hasher = scope.spawn(move || {
             let mut out = Vec::new();
@@ -262,7 +271,7 @@ fn write_all(
             for msg in hash_rx {
                 match msg {
                     Some((buf, n)) => {
-                        h.update(&buf[..n]);
+                        h.update(&buf.as_slice()[..n]);
                         let _ = pool_tx.send(buf);
                     }
                     None => out.push(k8r_card::digest::hex(&h.finalize_reset())),
@@ -284,10 +293,10 @@ fn write_all(
                     .recv()
                     .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
                 let n = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
-                src.read_exact(&mut buf[..n])
+                src.read_exact(&mut buf.as_mut_slice()[..n])
                     .with_context(|| format!("reading {}", image.display()))?;
                 for (path, f) in &mut outs {
-                    f.write_all(&buf[..n])
+                    f.write_all(&buf.as_slice()[..n])
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
                 hash_tx
@@ -324,7 +333,7 @@ fn write_all(
                 scope.spawn(move || {
                     f.sync_all()
                         .with_context(|| format!("syncing {}", path.display()))?;
-                    let _ = k8r_card::io::drop_page_cache(f);
+                    let _ = k8r_card::io::drop_page_cache(f.file());
                     Ok::<_, anyhow::Error>(())
                 })
             })
@@ -335,7 +344,12 @@ fn write_all(
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    Ok(ranges)
+    let direct = outs
+        .iter()
+        .map(|(_, f)| f.direct_bytes())
+        .min()
+        .unwrap_or(0);
+    Ok((ranges, direct))
 }
 
 /// Reads every written range back from each target, past the page cache where the target
