@@ -15,14 +15,19 @@
 //!   installer makes), without and with the O_DIRECT read-back, and once with its writes
 //!   buffered (no `O_DIRECT`) to show what the direct writes gain, and once with the threads
 //!   and memory limits of a 1 GB Pi 4 for its peak RSS;
-//! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes;
+//! - floors: parallel xz decode to /dev/null, SHA-256 of the used bytes, writing the used bytes
+//!   (with `O_DIRECT`, as k8r writes);
 //! - per-core rates (xz and zstd decode, SHA-256 on one thread), which `docs/performance.md`
-//!   scales to a Pi 4.
+//!   scales to a Pi 4;
+//! - the first flash of the whole card: `dd`, `bmaptool copy` and `k8r-builder flash`, onto a
+//!   file and, where a loop device can be attached ([`loopdev`]: root, the loop driver), onto
+//!   a block device.
 //!
 //! Runs are paired (each round runs every method once, in order) and the median of the rounds
 //! is reported, with each method's peak RSS (GNU time's `%M`: the largest process of the
 //! method).
 
+mod loopdev;
 mod root;
 pub mod table;
 
@@ -134,6 +139,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         &target,
     )?;
     let _ = std::fs::remove_file(&target);
+    // The same onto a block device, where every method's time includes the data reaching it.
+    let flash_dev_rows = match loopdev::LoopDevice::attach(&dir.join("loop-card.img"), card_len)? {
+        Some(dev) => Some(rounds(
+            &flash_methods(&input, &builder, dev.path(), card_len),
+            args.runs,
+            &dir,
+            dev.path(),
+        )?),
+        None => None,
+    };
     println!(
         "\nroot {} MiB, {} MiB in its used ranges, image.img.xz {} MiB; target: a file in {}; \
          {} cores\n",
@@ -158,6 +173,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         card_len >> 20
     );
     print!("{}", table::render(&flash_rows, FLASH, FLASH));
+    if let Some(rows) = &flash_dev_rows {
+        println!(
+            "\nthe same onto a block device (a loop device with direct I/O over a file in the \
+             same directory)\n"
+        );
+        print!("{}", table::render(rows, FLASH, FLASH));
+    }
     Ok(())
 }
 
@@ -174,7 +196,11 @@ fn rounds(methods: &[Method], runs: usize, dir: &Path, target: &Path) -> Result<
         .collect();
     for round in 1..=runs {
         for (m, row) in methods.iter().zip(rows.iter_mut()) {
-            let _ = std::fs::remove_file(target);
+            // A file target starts afresh; a device stays (its old bytes do not matter: every
+            // method writes all the data).
+            if !loopdev::is_block_device(target) {
+                let _ = std::fs::remove_file(target);
+            }
             let (took, rss) =
                 timed(&m.script, dir).with_context(|| format!("round {round}: {}", m.name))?;
             log::info!(
@@ -213,9 +239,13 @@ fn flash_methods(input: &root::Input, builder: &Path, target: &Path, card_len: u
             name: FLASH,
             kind: Kind::K8r,
             // flash writes onto a device that exists: a card-sized file, like a blank card.
-            script: format!(
-                "truncate -s {card_len} {t} && {k} flash --image {c} --device {t} >/dev/null"
-            ),
+            script: if loopdev::is_block_device(target) {
+                format!("{k} flash --image {c} --device {t} >/dev/null")
+            } else {
+                format!(
+                    "truncate -s {card_len} {t} && {k} flash --image {c} --device {t} >/dev/null"
+                )
+            },
         },
     ]
 }

@@ -28,9 +28,7 @@ pub mod zstd_frames;
 pub mod zstd_reader;
 
 pub use aligned::{AlignedBuf, ALIGN};
-pub use decode::{
-    data_path_budget, decoder, mem_total_from_meminfo, online_cpus, xz_reader, xz_threads,
-};
+pub use decode::{decoder, mem_total_from_meminfo, online_cpus, xz_reader};
 pub use direct_write::DirectWriter;
 pub use ranges::{write_ranges, Progress, WriteOptions, WriteReport};
 pub use verify::{verify_ranges, VerifyProgress};
