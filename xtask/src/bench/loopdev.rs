@@ -17,10 +17,12 @@ impl LoopDevice {
     /// Attaches a new `len`-byte file `backing` as a loop device with direct I/O to its file
     /// (so the loop driver adds no second page cache). `None`, with the reason logged, where
     /// that is not possible (not root, no loop driver): the bench then skips the rows.
+    ///
+    /// The file is written with zeros first, like a card whose every block exists: otherwise
+    /// the first method of a round would pay for allocating the file's blocks and the others
+    /// not.
     pub fn attach(backing: &Path, len: u64) -> Result<Option<Self>> {
-        std::fs::File::create(backing)
-            .and_then(|f| f.set_len(len))
-            .with_context(|| format!("creating {}", backing.display()))?;
+        fill_zeros(backing, len).with_context(|| format!("creating {}", backing.display()))?;
         let out = Command::new("losetup")
             .args(["--find", "--show", "--direct-io=on"])
             .arg(backing)
@@ -65,6 +67,20 @@ impl Drop for LoopDevice {
         }
         let _ = std::fs::remove_file(&self.backing);
     }
+}
+
+/// Writes `len` zero bytes to a new file `path` and syncs it.
+fn fill_zeros(path: &Path, len: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path)?;
+    let zeros = vec![0u8; 4 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
+        file.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
 }
 
 /// Whether `path` is a block device (which a round must not remove).
