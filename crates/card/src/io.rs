@@ -15,12 +15,7 @@ use rustix::fs::{Advice, Mode, OFlags};
 /// # Errors
 /// What `open(2)` says.
 pub fn open_direct(path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECT | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    Ok(File::from(fd))
+    open_with(path, OFlags::RDONLY | OFlags::DIRECT)
 }
 
 /// Opens `path` write-only with `O_DIRECT` (no create, no truncate): writes go from the
@@ -30,11 +25,12 @@ pub fn open_direct(path: &Path) -> io::Result<File> {
 /// # Errors
 /// What `open(2)` says.
 pub fn open_direct_write(path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    open_with(path, OFlags::WRONLY | OFlags::DIRECT)
+}
+
+/// `open(2)` of an existing `path` with `flags` and `O_CLOEXEC`.
+fn open_with(path: &Path, flags: OFlags) -> io::Result<File> {
+    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())?;
     Ok(File::from(fd))
 }
 

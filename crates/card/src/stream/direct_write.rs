@@ -302,6 +302,20 @@ mod tests {
         assert!(back[..4096].iter().all(|&b| b == 0));
     }
 
+    /// A zeroed temp file of `len` bytes and a writer over it whose direct handle is `direct`.
+    fn writer_over_temp(
+        len: usize,
+        direct: Option<File>,
+    ) -> (tempfile::NamedTempFile, DirectWriter) {
+        let file = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(file.path(), vec![0u8; len]).expect("size");
+        let handle = OpenOptions::new()
+            .write(true)
+            .open(file.path())
+            .expect("open");
+        (file, DirectWriter::from_files(handle, direct))
+    }
+
     #[test]
     fn a_direct_handle_that_answers_einval_is_dropped_and_the_bytes_still_land() {
         // Stands in for a device that refuses a direct write's alignment (a logical block
@@ -313,13 +327,7 @@ mod tests {
             println!("note: /proc/self/oom_score_adj is not writable here: skipped");
             return;
         };
-        let file = tempfile::NamedTempFile::new().expect("temp");
-        std::fs::write(file.path(), vec![0u8; 8 * 4096]).expect("size");
-        let handle = OpenOptions::new()
-            .write(true)
-            .open(file.path())
-            .expect("open");
-        let mut dev = DirectWriter::from_files(handle, Some(refuser));
+        let (file, mut dev) = writer_over_temp(8 * 4096, Some(refuser));
         let mut buf = AlignedBuf::new(8 * 4096);
         buf.as_mut_slice().copy_from_slice(&pattern(8 * 4096, 5));
         dev.write_all(buf.as_slice()).expect("write");
@@ -330,13 +338,7 @@ mod tests {
 
     #[test]
     fn without_direct_io_everything_goes_buffered() {
-        let file = tempfile::NamedTempFile::new().expect("temp");
-        std::fs::write(file.path(), vec![0u8; 8 * 4096]).expect("size");
-        let handle = OpenOptions::new()
-            .write(true)
-            .open(file.path())
-            .expect("open");
-        let mut dev = DirectWriter::from_files(handle, None);
+        let (file, mut dev) = writer_over_temp(8 * 4096, None);
         let mut buf = AlignedBuf::new(8 * 4096);
         buf.as_mut_slice().copy_from_slice(&pattern(8 * 4096, 1));
         dev.write_all(buf.as_slice()).expect("write");
@@ -347,13 +349,7 @@ mod tests {
 
     #[test]
     fn seeking_is_positional() {
-        let file = tempfile::NamedTempFile::new().expect("temp");
-        std::fs::write(file.path(), vec![0u8; 100]).expect("size");
-        let handle = OpenOptions::new()
-            .write(true)
-            .open(file.path())
-            .expect("open");
-        let mut dev = DirectWriter::from_files(handle, None);
+        let (file, mut dev) = writer_over_temp(100, None);
         assert_eq!(dev.seek(SeekFrom::End(-10)).expect("end"), 90);
         assert_eq!(dev.seek(SeekFrom::Current(-40)).expect("back"), 50);
         assert!(dev.seek(SeekFrom::Current(-51)).is_err());
