@@ -32,6 +32,15 @@ fn fsck(part: &Path, fat: bool) {
     );
 }
 
+/// The number that follows the first `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> u64 {
+    text.split(marker)
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {marker:?} in: {text}"))
+}
+
 #[test]
 fn two_cards_at_once_only_data_written_everything_checks_clean() {
     let built = assemble_card("flash-two", BASE_2604, "");
@@ -72,12 +81,7 @@ fn two_cards_at_once_only_data_written_everything_checks_clean() {
     .expect("flash");
     let (stdout, stderr) = output_text(&out);
     assert!(out.status.success(), "{stderr}");
-    let written: u64 = stdout
-        .split("flashed ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("the report says how much was written");
+    let written = number_after(&stdout, "flashed ");
     assert!(
         written < (image_len >> 20) / 2,
         "only the data: {written} MiB of {} MiB: {stdout}",
@@ -86,12 +90,7 @@ fn two_cards_at_once_only_data_written_everything_checks_clean() {
     assert!(stdout.contains("every written byte read back"), "{stdout}");
     // The card's partitions start on 1 MiB boundaries and ext4's blocks are 4 KiB: most of
     // what is written goes to both cards with O_DIRECT.
-    let direct: u64 = stdout
-        .split("free space; ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("the report says how much went with O_DIRECT");
+    let direct = number_after(&stdout, "free space; ");
     assert!(
         direct * 2 > written && direct <= written,
         "{direct} of {written} MiB with O_DIRECT: {stdout}"
