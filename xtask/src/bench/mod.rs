@@ -21,12 +21,15 @@
 //!   scales to a Pi 4;
 //! - the first flash of the whole card: `dd`, `bmaptool copy` and `k8r-builder flash`, onto a
 //!   file and, where a loop device can be attached ([`loopdev`]: root, the loop driver), onto
-//!   a block device.
+//!   a block device;
+//! - the builder's own speed ([`assemble`]): `k8r-builder assemble` with every download
+//!   cached, against the time it spends compressing its artefacts.
 //!
 //! Runs are paired (each round runs every method once, in order) and the median of the rounds
 //! is reported, with each method's peak RSS (GNU time's `%M`: the largest process of the
 //! method).
 
+mod assemble;
 mod loopdev;
 mod root;
 pub mod table;
@@ -52,6 +55,10 @@ pub struct BenchArgs {
     /// Files copied from /usr into it, MiB (~30 % of the default size, like a fresh root).
     #[arg(long, default_value_t = 640)]
     pub data_mib: u64,
+    /// Only the builder's table (`assemble` against its compression time): the install and
+    /// flash tables are skipped.
+    #[arg(long)]
+    pub assemble_only: bool,
 }
 
 /// The two k8r rows, by name.
@@ -102,9 +109,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ],
     )?;
     test::cargo_build(
-        "k8r-builder (release), for flash",
+        "k8r-builder (release), for flash and assemble",
         &["build", "--release", "-p", "k8r-builder"],
     )?;
+    // What assemble puts on the card, and the base image's boot partition and the node
+    // artefacts' mirror it is built from.
+    test::build_card_programs()?;
+    crate::fixtures::run().context("building the fixtures assemble uses")?;
     let target_dir = k8r_qemu::assets::target_dir();
     let host_install = target_dir.join("release/examples/host_install");
     let builder = target_dir.join("release/k8r-builder");
@@ -118,6 +129,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         input.compressed_zst >> 20,
         args.runs
     );
+    if args.assemble_only {
+        print_assemble(&assemble::run(&dir, &input, args.data_mib, &builder)?);
+        return Ok(());
+    }
     let target = dir.join("target.img");
     let rows = rounds(
         &methods(&input, &host_install, &target),
@@ -149,6 +164,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         )?),
         None => None,
     };
+    let assembled = assemble::run(&dir, &input, args.data_mib, &builder)?;
     println!(
         "\nroot {} MiB, {} MiB in its used ranges, image.img.xz {} MiB; target: a file in {}; \
          {} cores\n",
@@ -180,7 +196,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         print!("{}", table::render(rows, FLASH, FLASH));
     }
+    print_assemble(&assembled);
     Ok(())
+}
+
+fn print_assemble(run: &assemble::Run) {
+    println!(
+        "\nk8r-builder assemble of a base image with this root (and the fixture's boot \
+         partition), every download cached, xz preset 6 on all cores\n"
+    );
+    print!("{}", run.render());
 }
 
 /// `runs` paired rounds of `methods`; the target is removed before each run.

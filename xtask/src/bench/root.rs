@@ -205,7 +205,7 @@ fn make_card(dir: &Path, input: &Input) -> Result<()> {
 }
 
 /// Copies regular files from [`SOURCES`] (sorted walk) into `tree` until `budget` bytes.
-fn copy_files(tree: &Path, budget: u64) -> Result<u64> {
+pub(super) fn copy_files(tree: &Path, budget: u64) -> Result<u64> {
     let mut copied = 0u64;
     let mut stack: Vec<PathBuf> = SOURCES.iter().rev().map(PathBuf::from).collect();
     while let Some(path) = stack.pop() {
@@ -241,7 +241,7 @@ fn copy_files(tree: &Path, budget: u64) -> Result<u64> {
     Ok(copied)
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(super) fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd
         .output()
         .with_context(|| format!("running {:?}", cmd.get_program()))?;
