@@ -6,9 +6,9 @@
 //! `--read-back` the ranges read back from the target past the page cache and hashed on every
 //! core (`stream::verify_ranges`). The ranges go to the target through `stream::DirectWriter`
 //! (`O_DIRECT` for their aligned parts), as in the installer; `--buffered` writes them through
-//! the page cache instead, for the bench's comparison. `HOST_INSTALL_REPORT=1` prints how many
-//! bytes went each way. `--threads` and `--mem-total` size the threads and memory limits as
-//! on another machine (the bench's 1 GB Pi 4 row: 4 threads, its `MemTotal`).
+//! the page cache instead, for the bench's comparison. `--threads` and `--mem-total` size the
+//! threads and memory limits as on another machine (the bench's 1 GB Pi 4 row: 4 threads, its
+//! `MemTotal`).
 //!
 //! ```text
 //! host_install install ARTEFACT RANGES TARGET [--read-back] [--buffered] [--threads N] [--mem-total BYTES]
@@ -166,13 +166,6 @@ fn install(artefact: &str, plan: &Plan, target: &str, flags: &InstallFlags) -> R
     .map_err(|e| format!("{artefact}: {e}"))?;
     dev.sync_all().map_err(|e| format!("fsync {target}: {e}"))?;
     let _ = k8r_card::io::drop_page_cache(dev.file());
-    if std::env::var_os("HOST_INSTALL_REPORT").is_some() {
-        eprintln!(
-            "host_install: {} bytes written with O_DIRECT, {} buffered",
-            dev.direct_bytes(),
-            dev.buffered_bytes()
-        );
-    }
     drop(dev);
     if flags.read_back {
         stream::verify_ranges(target.as_ref(), &plan.ranges, threads, true, &|_| {})

@@ -69,8 +69,9 @@ impl DirectWriter {
         self.direct_bytes
     }
 
-    /// Bytes written through the page cache so far.
-    pub fn buffered_bytes(&self) -> u64 {
+    /// Bytes written through the page cache so far (the tests check the split with it).
+    #[cfg(test)]
+    pub(crate) fn buffered_bytes(&self) -> u64 {
         self.buffered_bytes
     }
 
