@@ -26,12 +26,16 @@ pub const ASSUMED_MEM_TOTAL: u64 = 1024 * MIB;
 /// (≈ 926 MiB `MemTotal`) gets ≈ 231 MiB, inside the 256 MiB k8r promises it, and the rest
 /// stays with the kernel, the page cache and the installer itself.
 pub fn data_path_budget(mem_total: u64) -> u64 {
-    let mem_total = if mem_total == 0 {
+    (known(mem_total) / 4).min(MAX_THREADING_MEMORY)
+}
+
+/// `mem_total`, or [`ASSUMED_MEM_TOTAL`] when it is unknown (`0`).
+fn known(mem_total: u64) -> u64 {
+    if mem_total == 0 {
         ASSUMED_MEM_TOTAL
     } else {
         mem_total
-    };
-    (mem_total / 4).min(MAX_THREADING_MEMORY)
+    }
 }
 
 /// The decoder's memory limits for a machine with `mem_total` bytes of RAM when the rest of
@@ -48,14 +52,9 @@ pub fn data_path_budget(mem_total: u64) -> u64 {
 ///   error instead of the kernel's OOM killer ending PID 1. A single-threaded decode of a
 ///   normal `.xz` needs only the dictionary, far below it.
 pub fn memory_limits(mem_total: u64, reserved: u64) -> (u64, u64) {
-    let mem_total = if mem_total == 0 {
-        ASSUMED_MEM_TOTAL
-    } else {
-        mem_total
-    };
     (
         data_path_budget(mem_total).saturating_sub(reserved),
-        mem_total / 2,
+        known(mem_total) / 2,
     )
 }
 

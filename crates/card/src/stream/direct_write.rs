@@ -90,28 +90,21 @@ impl DirectWriter {
 
     /// Writes a prefix of `buf` at `self.pos`; returns its length.
     fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let direct_len = match &self.direct {
-            Some(_) => direct_prefix(buf.as_ptr() as usize, self.pos, buf.len()),
-            None => Split::Buffered(buf.len()),
-        };
-        match direct_len {
-            Split::Direct(len) => {
-                if let Some(direct) = &self.direct {
-                    match direct.write_at(&buf[..len], self.pos) {
-                        Ok(n) => {
-                            self.direct_bytes += n as u64;
-                            return Ok(n);
-                        }
-                        // The device refuses this alignment (a logical block above ALIGN):
-                        // the rest goes buffered.
-                        Err(e) if is_einval(&e) => self.direct = None,
-                        Err(e) => return Err(e),
-                    }
+        let split = direct_prefix(buf.as_ptr() as usize, self.pos, buf.len());
+        if let (Some(direct), Split::Direct(len)) = (&self.direct, split) {
+            match direct.write_at(&buf[..len], self.pos) {
+                Ok(n) => {
+                    self.direct_bytes += n as u64;
+                    return Ok(n);
                 }
-                self.write_buffered(&buf[..len])
+                // The device refuses this alignment (a logical block above ALIGN): this
+                // write and the rest go buffered.
+                Err(e) if is_einval(&e) => self.direct = None,
+                Err(e) => return Err(e),
             }
-            Split::Buffered(len) => self.write_buffered(&buf[..len]),
         }
+        let (Split::Direct(len) | Split::Buffered(len)) = split;
+        self.write_buffered(&buf[..len])
     }
 
     fn write_buffered(&mut self, buf: &[u8]) -> io::Result<usize> {

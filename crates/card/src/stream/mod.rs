@@ -16,8 +16,9 @@
 //!   counterfeit cards.
 //!
 //! The installer composes them: `File` → [`decoder`] → [`write_ranges`] onto the partition
-//! ([`DirectWriter`]) → `fsync` → [`crate::io::drop_page_cache`] → [`verify_ranges`]. The compressed file's own
-//! digest is checked once, before anything is written ([`crate::store::Build::check_compressed`]).
+//! ([`DirectWriter`]) → `fsync` → [`crate::io::drop_page_cache`] → [`verify_ranges`]. The
+//! compressed file's own digest is checked once, before anything is written
+//! ([`crate::store::Build::check_compressed`]).
 
 mod aligned;
 pub mod decode;
